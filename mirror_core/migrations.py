@@ -1,0 +1,293 @@
+"""Ordered schema migrations. Append new ones at the end; never edit one that has shipped.
+
+The database records which have run in `_migrations`; `migrate` applies the rest in order, each in
+its own transaction. tests/test_migrations.py builds a database with only the first and upgrades it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
+
+
+def migration(fn: Callable[[sqlite3.Connection], None]):
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_datasets_examples(db: sqlite3.Connection) -> None:
+    db.executescript("""
+    CREATE TABLE datasets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        task_type TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        meta TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE examples (
+        id INTEGER PRIMARY KEY,
+        dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        ext_id TEXT NOT NULL,
+        split TEXT NOT NULL CHECK (split IN ('train', 'dev', 'test')),
+        question TEXT NOT NULL,
+        choices TEXT,
+        answer TEXT NOT NULL,
+        rationale TEXT,
+        task_type TEXT NOT NULL,
+        meta TEXT,
+        UNIQUE (dataset_id, ext_id)
+    );
+    CREATE INDEX examples_dataset_split ON examples(dataset_id, split);
+    """)
+
+
+@migration
+def m002_teachers_rationales_runs(db: sqlite3.Connection) -> None:
+    db.executescript("""
+    CREATE TABLE prompt_templates (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (name, version)
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT,
+        status TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed','cancelled')),
+        config TEXT NOT NULL,
+        snapshot_id INTEGER REFERENCES snapshots(id),
+        parent_run_id INTEGER REFERENCES runs(id),
+        device TEXT NOT NULL DEFAULT 'cpu',
+        queue_position INTEGER NOT NULL DEFAULT 0,
+        pid INTEGER,
+        pgid INTEGER,
+        log_path TEXT,
+        heartbeat_at TEXT,
+        exit_code INTEGER,
+        error TEXT,
+        progress_done INTEGER NOT NULL DEFAULT 0,
+        progress_total INTEGER NOT NULL DEFAULT 0,
+        progress_note TEXT,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        result TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX runs_status ON runs(status);
+    CREATE TABLE teacher_calls (
+        id INTEGER PRIMARY KEY,
+        request_hash TEXT NOT NULL UNIQUE,
+        run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        template_name TEXT,
+        template_version INTEGER,
+        purpose TEXT,
+        prompt TEXT NOT NULL,
+        params TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN
+            ('pending','ok','error','refused','rate_limited','timeout','parse_error','truncated')),
+        response TEXT,
+        finish_reason TEXT,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        latency_s REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        raw TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX teacher_calls_run ON teacher_calls(run_id);
+    CREATE INDEX teacher_calls_status ON teacher_calls(status);
+    CREATE TABLE rationales (
+        id INTEGER PRIMARY KEY,
+        example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL DEFAULT 'cot',          -- cot | feedback | revision | student
+        author TEXT NOT NULL,                       -- teacher spec, 'human', 'gold' or 'run:N'
+        call_id INTEGER REFERENCES teacher_calls(id),
+        parent_id INTEGER REFERENCES rationales(id),-- e.g. the student text a revision corrects
+        run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        sample_index INTEGER NOT NULL DEFAULT 0,
+        text TEXT NOT NULL,
+        parsed_answer TEXT,
+        parse_status TEXT NOT NULL DEFAULT 'ok' CHECK (parse_status IN ('ok','parse_error')),
+        correct INTEGER,
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active','accepted','rejected','flagged')),
+        status_reason TEXT,
+        revision INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX rationales_example ON rationales(example_id);
+    CREATE UNIQUE INDEX rationales_call ON rationales(call_id) WHERE call_id IS NOT NULL;
+    CREATE TABLE rationale_revisions (
+        id INTEGER PRIMARY KEY,
+        rationale_id INTEGER NOT NULL REFERENCES rationales(id) ON DELETE CASCADE,
+        revision INTEGER NOT NULL,
+        old_text TEXT NOT NULL,
+        new_text TEXT NOT NULL,
+        author TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (rationale_id, revision)
+    );
+    CREATE TABLE self_evals (
+        id INTEGER PRIMARY KEY,
+        rationale_id INTEGER NOT NULL REFERENCES rationales(id) ON DELETE CASCADE,
+        evaluator TEXT NOT NULL,
+        call_id INTEGER REFERENCES teacher_calls(id),
+        sample_index INTEGER NOT NULL DEFAULT 0,
+        critique TEXT NOT NULL,
+        verdict TEXT CHECK (verdict IN ('correct','wrong','uncertain')),
+        confidence REAL,
+        parse_status TEXT NOT NULL DEFAULT 'ok' CHECK (parse_status IN ('ok','parse_error')),
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX self_evals_rationale ON self_evals(rationale_id);
+    CREATE UNIQUE INDEX self_evals_call ON self_evals(call_id) WHERE call_id IS NOT NULL;
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        rationale_id INTEGER NOT NULL REFERENCES rationales(id) ON DELETE CASCADE,
+        reviewer TEXT NOT NULL,
+        call_id INTEGER REFERENCES teacher_calls(id),
+        score INTEGER CHECK (score BETWEEN 1 AND 5),
+        text TEXT,
+        parse_status TEXT NOT NULL DEFAULT 'ok',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX reviews_rationale ON reviews(rationale_id);
+    CREATE TABLE preferences (
+        id INTEGER PRIMARY KEY,
+        example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
+        run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        judge TEXT NOT NULL,
+        chosen TEXT NOT NULL,
+        rejected TEXT NOT NULL,
+        consistent INTEGER NOT NULL,
+        detail TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE snapshots (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        policy TEXT NOT NULL,
+        dataset_id INTEGER REFERENCES datasets(id),
+        hash TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        meta TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE snapshot_items (
+        snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+        example_id INTEGER NOT NULL REFERENCES examples(id),
+        rationale_id INTEGER REFERENCES rationales(id),
+        revision INTEGER,
+        split TEXT NOT NULL,
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        cot TEXT,
+        self_evals TEXT,      -- frozen JSON list of {critique, verdict, confidence}
+        PRIMARY KEY (snapshot_id, example_id, rationale_id)
+    );
+    CREATE TABLE metrics (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value REAL NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, step, key)
+    );
+    CREATE TABLE predictions (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        example_id INTEGER NOT NULL REFERENCES examples(id),
+        sample_index INTEGER NOT NULL DEFAULT 0,
+        output TEXT NOT NULL,
+        answer TEXT,
+        correct INTEGER,
+        self_verdict TEXT,
+        confidence REAL,
+        meta TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (run_id, example_id, sample_index)
+    );
+    CREATE TABLE price_table (
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_per_mtok REAL NOT NULL,
+        output_per_mtok REAL NOT NULL,
+        PRIMARY KEY (provider, model)
+    );
+    """)
+
+
+def applied(db: sqlite3.Connection) -> list[str]:
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    return [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+
+def migrate(db: sqlite3.Connection, upto: str | None = None) -> list[str]:
+    """Apply pending migrations in order (stopping after `upto` if given); returns those applied now."""
+    from mirror_core.store import now
+
+    done = set(applied(db))
+    ran = []
+    for name, fn in MIGRATIONS:
+        if name not in done:
+            # executescript commits implicitly, so each migration runs inside its own explicit BEGIN.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if name in {r[0] for r in db.execute("SELECT name FROM _migrations")}:
+                    db.execute("ROLLBACK")  # another process applied it meanwhile
+                    continue
+                for stmt in _split(fn, db):
+                    db.execute(stmt)
+                db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, now()))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            ran.append(name)
+        if upto and name == upto:
+            break
+    return ran
+
+
+class _Recorder:
+    """Collects the statements a migration issues so they run inside one transaction we control."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.statements: list[str] = []
+
+    def executescript(self, script: str) -> None:
+        buf = ""
+        for line in script.splitlines(keepends=True):
+            buf += line
+            if sqlite3.complete_statement(buf):
+                self.statements.append(buf.strip())
+                buf = ""
+        if buf.strip():
+            self.statements.append(buf.strip())
+
+    def execute(self, sql: str, params=()) -> None:
+        if params:
+            raise ValueError("migrations take literal SQL only")
+        self.statements.append(sql)
+
+
+def _split(fn, db):
+    rec = _Recorder(db)
+    fn(rec)
+    return rec.statements
