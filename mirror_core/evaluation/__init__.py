@@ -1,0 +1,1 @@
+"""Evaluating students: batched generation, self-evaluation, metrics, comparisons and the eval job."""

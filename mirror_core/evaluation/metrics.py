@@ -1,0 +1,194 @@
+"""Evaluation metrics as plain functions over arrays: accuracy, calibration, abstention and voting.
+
+`conf` is a confidence in [0, 1] that a prediction is right (the student's P(" correct") or a teacher's
+stated confidence); `correct` is 0/1. Functions return plain floats, lists and dicts so results go
+straight into `runs.result` JSON. Undefined values (AUROC with one class, metrics of nothing) are None,
+never NaN: NaN is not JSON.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+
+
+def _arrays(conf: Sequence[float], correct: Sequence[int | bool]) -> tuple[np.ndarray, np.ndarray]:
+    c = np.asarray(conf, dtype=float).reshape(-1)
+    y = np.asarray(correct, dtype=float).reshape(-1)
+    if c.shape != y.shape:
+        raise ValueError(f"confidences ({c.size}) and correctness ({y.size}) differ in length")
+    if c.size and (np.any(c < 0) or np.any(c > 1) or np.any(np.isnan(c))):
+        raise ValueError("confidences must lie in [0, 1]")
+    return c, y
+
+
+def accuracy(correct: Sequence[int | bool]) -> float | None:
+    """Share of correct predictions; None for no predictions."""
+    y = np.asarray(correct, dtype=float)
+    return float(y.mean()) if y.size else None
+
+
+def bootstrap_ci(values: Sequence[float], *, n_boot: int = 2000, alpha: float = 0.05,
+                 seed: int = 0) -> tuple[float, float] | tuple[None, None]:
+    """Percentile bootstrap interval of the mean: resample with replacement `n_boot` times."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return None, None
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def accuracy_ci(correct: Sequence[int | bool], *, n_boot: int = 2000, alpha: float = 0.05,
+                seed: int = 0) -> dict[str, Any]:
+    """Accuracy with a (1 - alpha) bootstrap interval: {accuracy, lo, hi, n}."""
+    lo, hi = bootstrap_ci(correct, n_boot=n_boot, alpha=alpha, seed=seed)
+    return {"accuracy": accuracy(correct), "lo": lo, "hi": hi, "n": int(np.asarray(correct).size)}
+
+
+def _bin_index(c: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
+    if strategy == "width":
+        # Bin i holds [i/n, (i+1)/n); the last bin also holds 1.0.
+        return np.minimum((c * n_bins).astype(int), n_bins - 1)
+    if strategy == "mass":
+        # Sort by confidence and cut into n_bins chunks of (nearly) equal count.
+        idx = np.empty(c.size, dtype=int)
+        order = np.argsort(c, kind="stable")
+        for b, chunk in enumerate(np.array_split(order, n_bins)):
+            idx[chunk] = b
+        return idx
+    raise ValueError(f"strategy must be 'width' or 'mass', got {strategy!r}")
+
+
+def reliability_bins(conf: Sequence[float], correct: Sequence[int | bool], n_bins: int = 10,
+                     strategy: str = "width") -> list[dict[str, Any]]:
+    """The reliability diagram: per non-empty bin its range, count, mean confidence and accuracy."""
+    c, y = _arrays(conf, correct)
+    if c.size == 0:
+        return []
+    idx = _bin_index(c, n_bins, strategy)
+    bins = []
+    for b in range(n_bins):
+        m = idx == b
+        if not m.any():
+            continue
+        lo, hi = (b / n_bins, (b + 1) / n_bins) if strategy == "width" else (float(c[m].min()), float(c[m].max()))
+        bins.append({"bin": b, "lo": lo, "hi": hi, "count": int(m.sum()),
+                     "confidence": float(c[m].mean()), "accuracy": float(y[m].mean())})
+    return bins
+
+
+def ece(conf: Sequence[float], correct: Sequence[int | bool], n_bins: int = 10,
+        strategy: str = "width") -> float | None:
+    """Expected calibration error: sum over bins of (bin share) * |accuracy - mean confidence|."""
+    c, _ = _arrays(conf, correct)
+    if c.size == 0:
+        return None
+    return float(sum(b["count"] / c.size * abs(b["accuracy"] - b["confidence"])
+                     for b in reliability_bins(conf, correct, n_bins, strategy)))
+
+
+def brier(conf: Sequence[float], correct: Sequence[int | bool]) -> float | None:
+    """Mean squared error between confidence and the 0/1 outcome."""
+    c, y = _arrays(conf, correct)
+    return float(np.mean((c - y) ** 2)) if c.size else None
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties given the mean of the ranks they span."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    ranks = np.empty(x.size, dtype=float)
+    i = 0
+    while i < x.size:
+        j = i
+        while j + 1 < x.size and xs[j + 1] == xs[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def auroc(scores: Sequence[float], labels: Sequence[int | bool]) -> float | None:
+    """Area under the ROC curve of `scores` separating labels 1 from 0 (Mann-Whitney U, ties count 1/2).
+
+    None when only one class is present (the area is undefined).
+    """
+    s = np.asarray(scores, dtype=float).reshape(-1)
+    y = np.asarray(labels, dtype=bool).reshape(-1)
+    if s.shape != y.shape:
+        raise ValueError(f"scores ({s.size}) and labels ({y.size}) differ in length")
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    r = _average_ranks(s)
+    return float((r[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def abstention_curve(conf: Sequence[float], correct: Sequence[int | bool]) -> list[dict[str, float]]:
+    """Accuracy against coverage when answering only above a confidence threshold.
+
+    One point per distinct confidence (tied items are kept or dropped together), from the most confident
+    item alone to full coverage: {threshold, coverage, accuracy}.
+    """
+    c, y = _arrays(conf, correct)
+    if c.size == 0:
+        return []
+    order = np.argsort(-c, kind="stable")
+    cs, ys = c[order], y[order]
+    cum = np.cumsum(ys)
+    points = []
+    for k in range(1, c.size + 1):
+        if k < c.size and cs[k] == cs[k - 1]:
+            continue  # a threshold cannot split tied confidences
+        points.append({"threshold": float(cs[k - 1]), "coverage": k / c.size, "accuracy": float(cum[k - 1] / k)})
+    return points
+
+
+def majority_vote(answers: Sequence[Hashable | None]) -> tuple[Hashable | None, float]:
+    """The most frequent non-None answer and its share of all votes; ties go to the first seen."""
+    votes = [a for a in answers if a is not None]
+    if not votes:
+        return None, 0.0
+    counts = Counter(votes)
+    best = max(counts.values())
+    winner = next(a for a in votes if counts[a] == best)
+    return winner, best / len(answers)
+
+
+def weighted_vote(answers: Sequence[Hashable | None], weights: Sequence[float]) -> tuple[Hashable | None, float]:
+    """The answer with the largest total weight (e.g. the student's own P(correct) of each sampled CoT).
+
+    Returns (answer, its share of the total weight); ties go to the first seen; None answers do not vote.
+    """
+    if len(answers) != len(weights):
+        raise ValueError(f"answers ({len(answers)}) and weights ({len(weights)}) differ in length")
+    total: dict[Hashable, float] = defaultdict(float)
+    first: dict[Hashable, int] = {}
+    for i, (a, w) in enumerate(zip(answers, weights)):
+        if a is None:
+            continue
+        total[a] += float(w)
+        first.setdefault(a, i)
+    if not total:
+        return None, 0.0
+    winner = max(total, key=lambda a: (total[a], -first[a]))
+    s = sum(float(w) for w in weights)
+    return winner, (total[winner] / s if s > 0 else 0.0)
+
+
+def calibration_summary(conf: Sequence[float], correct: Sequence[int | bool], n_bins: int = 10,
+                        seed: int = 0) -> dict[str, Any]:
+    """Every metric of one set of (confidence, correct) pairs, as the JSON an eval run stores."""
+    acc = accuracy_ci(correct, seed=seed)
+    return {
+        "n": acc["n"], "accuracy": acc["accuracy"], "accuracy_lo": acc["lo"], "accuracy_hi": acc["hi"],
+        "ece": ece(conf, correct, n_bins, "width"), "ece_mass": ece(conf, correct, n_bins, "mass"),
+        "brier": brier(conf, correct), "auroc": auroc(conf, correct),
+        "mean_confidence": float(np.mean(conf)) if len(conf) else None,
+        "reliability": reliability_bins(conf, correct, n_bins, "width"),
+        "abstention": abstention_curve(conf, correct),
+    }
