@@ -291,3 +291,88 @@ def _split(fn, db):
     rec = _Recorder(db)
     fn(rec)
     return rec.statements
+
+
+@migration
+def m003_review_search_and_verdict_counts(db: sqlite3.Connection) -> None:
+    """Review page support: FTS5 over questions, CoTs and critiques; per-CoT verdict counters;
+    snapshot immutability.
+
+    `review_fts` is contentless (the text lives in its own table) and encodes the source in the rowid:
+    rowid = id * 4 + kind, kind 0 = examples.question, 1 = rationales.text, 2 = self_evals.critique.
+    Triggers keep it in sync. The `v_*` counters on rationales count its self-evaluations by verdict so
+    filters such as "a self-evaluation says correct on a wrong CoT" are a column test, not a join.
+    """
+    db.executescript("""
+    CREATE VIRTUAL TABLE review_fts USING fts5(body, content='', tokenize='porter unicode61 remove_diacritics 2');
+    INSERT INTO review_fts(rowid, body) SELECT id * 4, question FROM examples;
+    INSERT INTO review_fts(rowid, body) SELECT id * 4 + 1, text FROM rationales;
+    INSERT INTO review_fts(rowid, body) SELECT id * 4 + 2, critique FROM self_evals;
+
+    CREATE TRIGGER review_fts_examples_ai AFTER INSERT ON examples BEGIN
+        INSERT INTO review_fts(rowid, body) VALUES (NEW.id * 4, NEW.question);
+    END;
+    CREATE TRIGGER review_fts_examples_ad AFTER DELETE ON examples BEGIN
+        INSERT INTO review_fts(review_fts, rowid, body) VALUES ('delete', OLD.id * 4, OLD.question);
+    END;
+    CREATE TRIGGER review_fts_examples_au AFTER UPDATE OF question ON examples BEGIN
+        INSERT INTO review_fts(review_fts, rowid, body) VALUES ('delete', OLD.id * 4, OLD.question);
+        INSERT INTO review_fts(rowid, body) VALUES (NEW.id * 4, NEW.question);
+    END;
+
+    CREATE TRIGGER review_fts_rationales_ai AFTER INSERT ON rationales BEGIN
+        INSERT INTO review_fts(rowid, body) VALUES (NEW.id * 4 + 1, NEW.text);
+    END;
+    CREATE TRIGGER review_fts_rationales_ad AFTER DELETE ON rationales BEGIN
+        INSERT INTO review_fts(review_fts, rowid, body) VALUES ('delete', OLD.id * 4 + 1, OLD.text);
+    END;
+    CREATE TRIGGER review_fts_rationales_au AFTER UPDATE OF text ON rationales BEGIN
+        INSERT INTO review_fts(review_fts, rowid, body) VALUES ('delete', OLD.id * 4 + 1, OLD.text);
+        INSERT INTO review_fts(rowid, body) VALUES (NEW.id * 4 + 1, NEW.text);
+    END;
+
+    ALTER TABLE rationales ADD COLUMN v_correct INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rationales ADD COLUMN v_wrong INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rationales ADD COLUMN v_uncertain INTEGER NOT NULL DEFAULT 0;
+    UPDATE rationales SET
+        v_correct = (SELECT COUNT(*) FROM self_evals s WHERE s.rationale_id = rationales.id AND s.verdict = 'correct'),
+        v_wrong = (SELECT COUNT(*) FROM self_evals s WHERE s.rationale_id = rationales.id AND s.verdict = 'wrong'),
+        v_uncertain = (SELECT COUNT(*) FROM self_evals s WHERE s.rationale_id = rationales.id AND s.verdict = 'uncertain');
+    CREATE INDEX rationales_kind_author ON rationales(kind, author);
+
+    CREATE TRIGGER self_evals_ai AFTER INSERT ON self_evals BEGIN
+        INSERT INTO review_fts(rowid, body) VALUES (NEW.id * 4 + 2, NEW.critique);
+        UPDATE rationales SET v_correct = v_correct + (NEW.verdict IS 'correct'),
+                              v_wrong = v_wrong + (NEW.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain + (NEW.verdict IS 'uncertain')
+        WHERE id = NEW.rationale_id;
+    END;
+    CREATE TRIGGER self_evals_ad AFTER DELETE ON self_evals BEGIN
+        INSERT INTO review_fts(review_fts, rowid, body) VALUES ('delete', OLD.id * 4 + 2, OLD.critique);
+        UPDATE rationales SET v_correct = v_correct - (OLD.verdict IS 'correct'),
+                              v_wrong = v_wrong - (OLD.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain - (OLD.verdict IS 'uncertain')
+        WHERE id = OLD.rationale_id;
+    END;
+    CREATE TRIGGER self_evals_au_text AFTER UPDATE OF critique ON self_evals BEGIN
+        INSERT INTO review_fts(review_fts, rowid, body) VALUES ('delete', OLD.id * 4 + 2, OLD.critique);
+        INSERT INTO review_fts(rowid, body) VALUES (NEW.id * 4 + 2, NEW.critique);
+    END;
+    CREATE TRIGGER self_evals_au_verdict AFTER UPDATE OF verdict, rationale_id ON self_evals BEGIN
+        UPDATE rationales SET v_correct = v_correct - (OLD.verdict IS 'correct'),
+                              v_wrong = v_wrong - (OLD.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain - (OLD.verdict IS 'uncertain')
+        WHERE id = OLD.rationale_id;
+        UPDATE rationales SET v_correct = v_correct + (NEW.verdict IS 'correct'),
+                              v_wrong = v_wrong + (NEW.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain + (NEW.verdict IS 'uncertain')
+        WHERE id = NEW.rationale_id;
+    END;
+
+    CREATE TRIGGER snapshot_items_immutable BEFORE UPDATE ON snapshot_items BEGIN
+        SELECT RAISE(ABORT, 'snapshot items are frozen; create a new snapshot instead');
+    END;
+    CREATE TRIGGER snapshots_immutable BEFORE UPDATE OF name, policy, dataset_id, hash, size ON snapshots BEGIN
+        SELECT RAISE(ABORT, 'snapshots are immutable; create a new snapshot under another name');
+    END;
+    """)
