@@ -60,3 +60,11 @@ class ConflictError(MirrorError):
 
 class TrainingError(MirrorError):
     """Training could not start or continue (bad snapshot, student spec or checkpoint)."""
+
+
+class SnapshotError(MirrorError):
+    """A snapshot cannot be created or read as asked (name taken, unknown policy, nothing to freeze)."""
+
+
+class FilterError(MirrorError):
+    """A review filter value is not one the Review page knows (e.g. from a hand-edited URL)."""
