@@ -68,3 +68,7 @@ class SnapshotError(MirrorError):
 
 class FilterError(MirrorError):
     """A review filter value is not one the Review page knows (e.g. from a hand-edited URL)."""
+
+
+class EvaluationError(MirrorError):
+    """A run cannot be evaluated or compared (no checkpoint, no examples in the split, unfinished run)."""
