@@ -376,3 +376,21 @@ def m003_review_search_and_verdict_counts(db: sqlite3.Connection) -> None:
         SELECT RAISE(ABORT, 'snapshots are immutable; create a new snapshot under another name');
     END;
     """)
+
+
+@migration
+def m004_loop_rounds(db: sqlite3.Connection) -> None:
+    # One row per step of a feedback loop's round: what the step decided (selected questions and their
+    # scores, accepted/rejected rationales and why, preferences kept), so a resumed loop skips finished
+    # steps and the Loops page can show every decision.
+    db.executescript("""
+    CREATE TABLE loop_rounds (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        round INTEGER NOT NULL,
+        step TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        calls_spent INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, round, step)
+    );
+    """)
