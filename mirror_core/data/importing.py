@@ -1,0 +1,689 @@
+"""Import data sets into the store: files (JSONL, JSON list, CSV/TSV, Parquet), Hugging Face `datasets`
+(a hub name or a `save_to_disk` folder) and the built-in offline sources (see `builtin.py`).
+
+How an import works, whatever the source:
+
+- Records are streamed: the first `DETECT_SAMPLE` rows are buffered to resolve the column mapping and
+  detect the task type, then rows are converted and inserted in batches of `BATCH`. Memory stays flat in
+  the file size (a JSON *list* file is the exception: it is parsed whole).
+- Everything happens inside ONE `store.transaction`: any bad row aborts the import and the database is
+  unchanged. Errors are `DataImportError`s naming the file, row and column.
+- Gold answers are stored in canonical form (`answers.normalize_gold`); choices as a JSON list of texts;
+  a multiple-choice gold as its letter. A GSM8K-style solution "steps ... #### 18" in the answer column
+  gives the gold "18" and, when no rationale column is mapped, the steps as the gold rationale.
+- Splits: a split column may say train/dev/test (or validation, val, eval, ...). Without a split column
+  each row goes to train/dev/test 80/10/10 by `bucket(ext_id)` (a seeded hash, so the same id always lands
+  in the same split). If there is no dev row afterwards, dev is carved from train: the train rows with
+  `bucket(ext_id) < DEV_FRACTION` (at least one row when train has two or more).
+- The content hash is order-independent (a sum of per-row hashes over id, question, choices, gold,
+  rationale, task type and final split), so re-importing the same content — from the same file, its
+  export, or a shuffled copy — is detected and reported as "already imported" instead of duplicated.
+  Extra columns are kept in each example's `meta` but do not enter the hash.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import gzip
+import hashlib
+import json
+import sqlite3
+import sys
+import uuid
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from mirror_core import answers, store
+from mirror_core.errors import AnswerParseError, DataImportError
+
+FIELDS = ("id", "question", "answer", "rationale", "choices", "split")
+# Column names tried, in order, when the mapping leaves a field unset (compared case-insensitively).
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "ext_id", "uid", "qid", "question_id", "example_id", "idx"),
+    "question": ("question", "query", "problem", "input", "prompt", "body"),
+    "answer": ("answer", "answerkey", "answer_key", "gold", "label", "target", "short_answer", "output",
+               "final_answer", "solution"),
+    "rationale": ("rationale", "explanation", "cot", "reasoning", "chain_of_thought", "steps"),
+    "choices": ("choices", "options", "answer_choices", "candidates"),
+    "split": ("split", "partition", "subset"),
+}
+SPLIT_ALIASES = {"train": "train", "training": "train", "dev": "dev", "validation": "dev", "valid": "dev",
+                 "val": "dev", "development": "dev", "test": "test", "testing": "test", "eval": "test",
+                 "evaluation": "test"}
+BATCH = 5000
+DETECT_SAMPLE = 1000
+SPLIT_SEED = "mirror-split-v1"
+DEV_FRACTION = 0.10
+# Without a split column: bucket < 0.8 -> train, < 0.9 -> dev, else test.
+DEFAULT_SPLIT = (0.8, 0.9)
+_INTERNAL_SPLIT = "__split__"  # set by readers whose source carries the split (DatasetDict keys)
+
+
+@dataclass
+class ColumnMap:
+    """Which source column holds each field; None means "find it by its usual names"."""
+
+    id: str | None = None
+    question: str | None = None
+    answer: str | None = None
+    rationale: str | None = None
+    choices: str | None = None
+    split: str | None = None
+
+    def given(self) -> dict[str, str]:
+        return {f: getattr(self, f) for f in FIELDS if getattr(self, f)}
+
+
+@dataclass
+class ImportResult:
+    """What an import did. `already_imported` is True when identical content was found (nothing written)."""
+
+    dataset_id: int
+    name: str
+    task_type: str
+    rows: int
+    counts: dict[str, int]
+    content_hash: str
+    already_imported: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        splits = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        if self.already_imported:
+            return f"already imported as '{self.name}' ({self.rows} examples: {splits}); nothing written"
+        return f"imported '{self.name}': {self.rows} examples ({splits}), task type {self.task_type}"
+
+
+@dataclass
+class RecordSource:
+    """Rows to import: (row number, record dict) pairs plus how to name them in messages and the store."""
+
+    label: str                      # shown in errors: the file or folder name
+    source: str                     # stored in datasets.source
+    records: Iterable[tuple[int, dict]]
+    meta: dict = field(default_factory=dict)
+
+
+class _AlreadyImported(Exception):
+    def __init__(self, dataset_id: int):
+        self.dataset_id = dataset_id
+
+
+def bucket(ext_id: str, seed: str = SPLIT_SEED) -> float:
+    """A number in [0, 1) fixed by the example id and the seed; drives every seeded split rule here."""
+    digest = hashlib.sha256(f"{seed}:{ext_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_by_bucket(ext_id: str, cut_train: float, cut_dev: float, seed: str = SPLIT_SEED) -> str:
+    b = bucket(ext_id, seed)
+    return "train" if b < cut_train else ("dev" if b < cut_dev else "test")
+
+
+# ------------------------------------------------------------------ readers
+
+def _not_utf8(label: str, path: Path, exc: UnicodeDecodeError, *, header_lines: int = 0) -> DataImportError:
+    """Find the first line that is not UTF-8 and name it (CSV decoding reports errors by chunk, not line)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                byte = raw[e.start:e.start + 1].hex()
+                return DataImportError(
+                    f"the file is not UTF-8 text (byte 0x{byte} at line {lineno}); re-save it as UTF-8 and import again",
+                    file=label, row=max(lineno - header_lines, 1))
+    return DataImportError(f"the file is not UTF-8 text ({exc.reason}); re-save it as UTF-8", file=label)
+
+
+def _read_jsonl(path: Path, label: str) -> Iterator[tuple[int, dict]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataImportError(
+                    f"the file is not UTF-8 text (byte 0x{raw[e.start:e.start + 1].hex()}); re-save it as UTF-8",
+                    file=label, row=lineno) from None
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataImportError(f"invalid JSON ({e.msg} at character {e.colno}); fix or remove this line",
+                                      file=label, row=lineno) from None
+            if not isinstance(obj, dict):
+                raise DataImportError(f"each line must be a JSON object, found {type(obj).__name__}",
+                                      file=label, row=lineno)
+            yield lineno, obj
+
+
+def _read_json_list(path: Path, label: str) -> Iterator[tuple[int, dict]]:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise _not_utf8(label, path, e) from None
+    except json.JSONDecodeError as e:
+        raise DataImportError(f"invalid JSON at line {e.lineno}, character {e.colno}: {e.msg}", file=label) from None
+    if isinstance(data, dict):
+        # {"data": [...]} or {"train": [...], "test": [...]}: one level of nesting is common in exports.
+        lists = {k: v for k, v in data.items() if isinstance(v, list)}
+        if len(lists) == 1:
+            data = next(iter(lists.values()))
+        elif lists and all(k.lower() in SPLIT_ALIASES for k in lists):
+            data = [dict(r, **{_INTERNAL_SPLIT: k}) for k, rows in lists.items() for r in rows
+                    if isinstance(r, dict)]
+        else:
+            raise DataImportError("expected a JSON list of objects (or JSON Lines)", file=label)
+    if not isinstance(data, list):
+        raise DataImportError("expected a JSON list of objects (or JSON Lines)", file=label)
+    for i, obj in enumerate(data, 1):
+        if not isinstance(obj, dict):
+            raise DataImportError(f"expected an object, found {type(obj).__name__}", file=label, row=i)
+        yield i, obj
+
+
+def _read_csv(path: Path, label: str) -> Iterator[tuple[int, dict]]:
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long rationales exceed the 128 KiB default
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            header = next(reader, None)
+            if header is None:
+                return
+            header = [h.strip() for h in header]
+            width = len(header)
+            for i, row in enumerate(reader, 1):
+                if len(row) != width:
+                    if not any(c.strip() for c in row):
+                        continue
+                    raise DataImportError(f"has {len(row)} fields but the header has {width}; check quoting",
+                                          file=label, row=i)
+                yield i, {h: (v if v != "" else None) for h, v in zip(header, row)}
+    except UnicodeDecodeError as e:
+        raise _not_utf8(label, path, e, header_lines=1) from None
+    except csv.Error as e:
+        raise DataImportError(f"malformed CSV: {e}", file=label) from None
+
+
+def _read_parquet(path: Path, label: str) -> Iterator[tuple[int, dict]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises ArrowInvalid/OSError variants
+        raise DataImportError(f"not a readable Parquet file: {e}", file=label) from None
+    row = 0
+    for batch in pf.iter_batches(batch_size=4096):
+        for rec in batch.to_pylist():
+            row += 1
+            yield row, rec
+
+
+def _iter_hf(ds, split: str | None) -> Iterator[dict]:
+    for batch in ds.iter(batch_size=1000):
+        keys = list(batch)
+        n = len(batch[keys[0]]) if keys else 0
+        for i in range(n):
+            rec = {k: batch[k][i] for k in keys}
+            if split is not None:
+                rec[_INTERNAL_SPLIT] = split
+            yield rec
+
+
+def hf_records(obj, label: str, answer_column: str | None = None) -> tuple[Iterator[tuple[int, dict]], list[str]]:
+    """Rows of a `datasets` Dataset or DatasetDict; a DatasetDict's keys become splits.
+
+    Splits whose gold column is entirely empty (e.g. unlabeled hub test sets) are skipped, with a note.
+    """
+    import datasets
+
+    notes: list[str] = []
+    if isinstance(obj, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        parts = []
+        for key, ds in obj.items():
+            if key.lower() not in SPLIT_ALIASES:
+                raise DataImportError(f"split '{key}' is not train/validation/test; rename it or import it alone",
+                                      file=label)
+            col = answer_column or _find_candidate("answer", list(ds.column_names or []))
+            if col and isinstance(ds, datasets.Dataset) and col in ds.column_names and \
+                    all(v in (None, "", -1) for v in ds[col]):
+                notes.append(f"skipped split '{key}': it has no gold answers")
+                continue
+            parts.append((key, ds))
+    else:
+        parts = [(None, obj)]
+
+    def gen():
+        row = 0
+        for key, ds in parts:
+            for rec in _iter_hf(ds, key):
+                row += 1
+                yield row, rec
+
+    return gen(), notes
+
+
+def _is_hf_folder(path: Path) -> bool:
+    return path.is_dir() and any((path / n).exists() for n in ("dataset_dict.json", "state.json", "dataset_info.json"))
+
+
+def open_source(source: str, columns: ColumnMap | None = None) -> RecordSource:
+    """A RecordSource for a file path, a `save_to_disk` folder or `hf:NAME[:CONFIG]`."""
+    if source.startswith("hf:"):
+        import datasets
+
+        spec = source[3:]
+        hub_name, _, config_name = spec.partition(":")
+        try:
+            obj = datasets.load_dataset(hub_name, config_name or None)
+        except Exception as e:  # offline, unknown name, gated: all surface as different exception types
+            raise DataImportError(
+                f"could not load '{hub_name}' from the Hugging Face hub ({type(e).__name__}: {str(e)[:200]}). "
+                "Offline? Load it where the hub is reachable, call save_to_disk, and import that folder.",
+                file=source) from None
+        records, notes = hf_records(obj, source, columns.answer if columns else None)
+        return RecordSource(source, source, records, {"hub_name": hub_name, "config": config_name or None,
+                                                      "notes": notes})
+    path = Path(source).expanduser()
+    label = path.name or source
+    if not path.exists():
+        from mirror_core.data.builtin import BUILTINS
+
+        raise DataImportError(f"no such file or folder, and not a built-in source ({', '.join(BUILTINS)}) "
+                              "or hf:NAME", file=source)
+    if path.is_dir():
+        if not _is_hf_folder(path):
+            raise DataImportError("this folder is not a Hugging Face `save_to_disk` folder "
+                                  "(no dataset_dict.json or state.json)", file=label)
+        import datasets
+
+        try:
+            obj = datasets.load_from_disk(str(path))
+        except Exception as e:
+            raise DataImportError(f"could not read the `datasets` folder: {e}", file=label) from None
+        records, notes = hf_records(obj, label, columns.answer if columns else None)
+        return RecordSource(label, str(path.resolve()), records, {"notes": notes})
+    if path.stat().st_size == 0:
+        raise DataImportError("the file is empty", file=label)
+    name = path.name.lower()
+    stem = name[:-3] if name.endswith(".gz") else name
+    if stem.endswith((".jsonl", ".ndjson")):
+        reader = _read_jsonl
+    elif stem.endswith(".json"):
+        with (gzip.open if name.endswith(".gz") else open)(path, "rb") as f:
+            head = f.read(64).lstrip(codecs.BOM_UTF8).lstrip()
+        # A .json file that does not start with "[" or "{\n  ..." list wrapper is usually JSON Lines.
+        reader = _read_json_list if head[:1] == b"[" or _is_single_json_document(path) else _read_jsonl
+    elif stem.endswith((".csv", ".tsv", ".tab")):
+        reader = _read_csv
+    elif stem.endswith((".parquet", ".pq")):
+        reader = _read_parquet
+    else:
+        raise DataImportError("unknown file type; use .jsonl, .json, .csv, .tsv or .parquet", file=label)
+    return RecordSource(label, str(path.resolve()), reader(path, label))
+
+
+def _is_single_json_document(path: Path) -> bool:
+    """True for a .json file whose first line is not itself a complete JSON object (so not JSON Lines)."""
+    if path.suffix == ".gz":
+        return False
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        json.loads(first)
+        return False
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return True
+
+
+# ------------------------------------------------------------------ columns and rows
+
+def _find_candidate(fieldname: str, keys: Sequence[str]) -> str | None:
+    lower = {k.lower(): k for k in keys}
+    for cand in CANDIDATES[fieldname]:
+        if cand in lower:
+            return lower[cand]
+    return None
+
+
+def resolve_columns(columns: ColumnMap | None, keys: Sequence[str], label: str) -> dict[str, str | None]:
+    """Map each field to a source column: the given name (which must exist) or the first usual name found."""
+    columns = columns or ColumnMap()
+    keys = [k for k in keys if k != _INTERNAL_SPLIT]
+    out: dict[str, str | None] = {}
+    for f in FIELDS:
+        want = getattr(columns, f)
+        if want:
+            if want not in keys:
+                close = difflib.get_close_matches(want, keys, n=3, cutoff=0.5) or \
+                    [k for k in keys if k.lower() == want.lower()]
+                hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                raise DataImportError(f"column '{want}' (given for {f}) is not in the data{hint} "
+                                      f"Columns found: {', '.join(keys)}", file=label, column=want)
+            out[f] = want
+        else:
+            out[f] = _find_candidate(f, keys)
+    for f in ("question", "answer"):
+        if out[f] is None:
+            guesses = difflib.get_close_matches(f, keys, n=2, cutoff=0.4)
+            hint = f" Did you mean {' or '.join(repr(g) for g in guesses)}?" if guesses else ""
+            raise DataImportError(f"no {f} column found (looked for {', '.join(CANDIDATES[f][:5])}). "
+                                  f"Columns found: {', '.join(keys) or 'none'}.{hint} Name it with --{f} COLUMN.",
+                                  file=label, column=f)
+    return out
+
+
+def parse_choices(value: Any) -> tuple[list[str] | None, list[str] | None]:
+    """(choice texts, choice labels or None) from a list, a {"label": [...], "text": [...]} dict,
+    a JSON-list string or a "|"-separated string."""
+    if value is None:
+        return None, None
+    if isinstance(value, dict):
+        texts = value.get("text") or value.get("texts")
+        labels = value.get("label") or value.get("labels")
+        if texts is None:
+            raise ValueError("a choices object needs a 'text' list")
+        return [str(t) for t in texts], ([str(x) for x in labels] if labels else None)
+    if isinstance(value, str):
+        s = value.strip()
+        if not s:
+            return None, None
+        if s.startswith("[") or s.startswith("{"):
+            return parse_choices(json.loads(s))
+        return [p.strip() for p in s.split("|")], None
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value], None
+    if hasattr(value, "tolist"):  # numpy arrays from Parquet
+        return parse_choices(value.tolist())
+    raise ValueError(f"cannot read choices from a {type(value).__name__}")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)
+
+
+class _Converter:
+    """Turns source records into `examples` rows and folds each into the order-independent content hash."""
+
+    def __init__(self, cols: dict[str, str | None], task_type: str, label: str, split_from_source: bool):
+        self.cols, self.task_type, self.label = cols, task_type, label
+        self.split_from_source = split_from_source
+        mapped = {c for c in cols.values() if c}
+        self.skip = mapped | {_INTERNAL_SPLIT, "task_type"}
+        self.counts = {"train": 0, "dev": 0, "test": 0}
+        self.acc = 0            # sum of row hashes with the splits as given
+        self.acc_carved = 0     # same, had dev been carved from train by bucket
+        self.n_carve = 0
+        self.min_train: tuple[float, str, bytes] | None = None  # fallback carve for tiny train sets
+
+    def _err(self, row: int, column: str | None, msg: str) -> DataImportError:
+        return DataImportError(msg, file=self.label, row=row, column=column)
+
+    def convert(self, row: int, rec: dict) -> tuple:
+        c = self.cols
+        qcol, acol = c["question"], c["answer"]
+        if qcol not in rec:
+            raise self._err(row, qcol, "this row has no question column; every row needs one")
+        question = rec[qcol]
+        if question is None or not str(question).strip():
+            raise self._err(row, qcol, "the question is empty")
+        question = str(question)
+        if c["id"]:
+            ext = rec.get(c["id"])
+            if ext is None or str(ext).strip() == "":
+                raise self._err(row, c["id"], "the id is empty")
+            ext_id = str(ext)
+        else:
+            ext_id = str(row)
+        choices = labels = None
+        if c["choices"]:
+            try:
+                choices, labels = parse_choices(rec.get(c["choices"]))
+            except (ValueError, json.JSONDecodeError) as e:
+                raise self._err(row, c["choices"], f"choices are not a list: {e}") from None
+        gold_raw = rec.get(acol)
+        rationale = rec.get(c["rationale"]) if c["rationale"] else None
+        if self.task_type == answers.NUMERIC and isinstance(gold_raw, str) and "####" in gold_raw:
+            steps, gold_raw = answers.split_solution(gold_raw)
+            if rationale is None:
+                rationale = steps
+        if labels and gold_raw is not None and str(gold_raw) in labels:
+            gold_raw = labels.index(str(gold_raw))  # e.g. ARC's "1".."4" labels
+        try:
+            gold = answers.normalize_gold(gold_raw, self.task_type, choices)
+        except AnswerParseError as e:
+            raise self._err(row, acol, f"the gold answer does not parse as {self.task_type}: {e}. Fix the row, "
+                                       "or pick another task type with --task-type") from None
+        if rationale is not None:
+            rationale = str(rationale)
+        split = self._split(row, rec, ext_id)
+        extras = {k: v for k, v in rec.items() if k not in self.skip}
+        inner = extras.pop("meta", None)
+        if isinstance(inner, str) and inner.startswith("{"):
+            try:
+                inner = json.loads(inner)
+            except json.JSONDecodeError:
+                pass
+        if isinstance(inner, dict):
+            extras = {**inner, **extras}
+        elif inner is not None:
+            extras["meta"] = inner
+        meta = json.dumps(extras, ensure_ascii=False, default=_json_default, sort_keys=True) if extras else None
+        choices_json = json.dumps(choices, ensure_ascii=False) if choices is not None else None
+        self._fold(ext_id, question, choices_json, gold, rationale, split)
+        return (ext_id, split, question, choices_json, gold, rationale, self.task_type, meta)
+
+    def _split(self, row: int, rec: dict, ext_id: str) -> str:
+        col = self.cols["split"]
+        if col:
+            raw = rec.get(col)
+        elif _INTERNAL_SPLIT in rec:
+            raw = rec[_INTERNAL_SPLIT]
+        else:
+            return split_by_bucket(ext_id, *DEFAULT_SPLIT)
+        split = SPLIT_ALIASES.get(str(raw).strip().lower()) if raw is not None else None
+        if split is None:
+            raise self._err(row, col or "split", f"split '{raw}' is not one of train, dev (validation), test")
+        return split
+
+    def _fold(self, ext_id, question, choices_json, gold, rationale, split) -> None:
+        body = json.dumps([ext_id, question, choices_json, gold, rationale, self.task_type], ensure_ascii=False)
+        d = hashlib.sha256(body.encode()).digest()
+        h = _row_hash(d, split)
+        self.acc += h
+        self.counts[split] += 1
+        if split == "train":
+            b = bucket(ext_id)
+            if b < DEV_FRACTION:
+                self.acc_carved += _row_hash(d, "dev")
+                self.n_carve += 1
+            else:
+                self.acc_carved += h
+            if self.min_train is None or b < self.min_train[0]:
+                self.min_train = (b, ext_id, d)
+        else:
+            self.acc_carved += h
+
+
+def _row_hash(digest: bytes, split: str) -> int:
+    return int.from_bytes(hashlib.sha256(digest + split.encode()).digest(), "big")
+
+
+def _final_hash(acc: int, n: int) -> str:
+    return hashlib.sha256(f"{n}:{acc % 2**256:064x}".encode()).hexdigest()
+
+
+def _task_type_column(head: list[tuple[int, dict]]) -> str | None:
+    values = {str(r.get("task_type")) for _, r in head if r.get("task_type") is not None}
+    if len(values) == 1 and (v := values.pop()) in answers.TASK_TYPES:
+        return v
+    return None
+
+
+# ------------------------------------------------------------------ the import
+
+def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
+                   columns: ColumnMap | None = None, task_type: str | None = None) -> ImportResult:
+    """Import rows from `src` as dataset `name`, all or nothing; see the module docstring for the rules."""
+    if not name or not name.strip():
+        raise DataImportError("the dataset needs a name; pass --name NAME", file=src.label)
+    if task_type is not None and task_type not in answers.TASK_TYPES:
+        raise DataImportError(f"unknown task type '{task_type}'; use one of {', '.join(answers.TASK_TYPES)}",
+                              file=src.label)
+    it = iter(src.records)
+    head = list(islice(it, DETECT_SAMPLE))
+    if not head:
+        raise DataImportError("there are no rows to import (the file is empty)", file=src.label)
+    keys: list[str] = []
+    for _, rec in head[:50]:
+        keys.extend(k for k in rec if k not in keys)
+    cols = resolve_columns(columns, keys, src.label)
+    detected = None
+    if task_type is None:
+        task_type = _task_type_column(head)
+    if task_type is None:
+        has_choices = bool(cols["choices"]) and any(r.get(cols["choices"]) not in (None, "", []) for _, r in head)
+        task_type = detected = answers.detect_task_type([r.get(cols["answer"]) for _, r in head], has_choices)
+    split_from_source = bool(cols["split"]) or any(_INTERNAL_SPLIT in r for _, r in head[:1])
+    conv = _Converter(cols, task_type, src.label, split_from_source)
+
+    conn.create_function("mirror_bucket", 1, bucket, deterministic=True)
+    try:
+        with store.transaction(conn):
+            existing = conn.execute("SELECT id, content_hash FROM datasets WHERE name = ?", (name,)).fetchone()
+            # Same name already taken: write under a temporary name and decide at the end (identical content
+            # is "already imported"; different content is a name clash). Either way it is rolled back.
+            insert_name = name if existing is None else f"__importing__{uuid.uuid4().hex}"
+            ds_id = conn.execute(
+                "INSERT INTO datasets (name, source, task_type, content_hash, meta, created_at) VALUES (?,?,?,?,?,?)",
+                (insert_name, src.source, task_type, "", None, store.now())).lastrowid
+            sql = ("INSERT INTO examples (dataset_id, ext_id, split, question, choices, answer, rationale, "
+                   "task_type, meta) VALUES (?,?,?,?,?,?,?,?,?)")
+            batch: list[tuple] = []
+            rows = 0
+
+            def flush():
+                # A savepoint per batch so that, on a duplicate id, the table holds only earlier batches
+                # and the offending row can be named exactly.
+                conn.execute("SAVEPOINT batch")
+                try:
+                    conn.executemany(sql, [(ds_id, *r) for r in batch])
+                except sqlite3.IntegrityError:
+                    conn.execute("ROLLBACK TO batch")
+                    _report_duplicate(conn, ds_id, batch, batch_rows, cols["id"], src.label)
+                    raise
+                conn.execute("RELEASE batch")
+
+            batch_rows: list[int] = []
+            for source_iter in (head, it):
+                for row, rec in source_iter:
+                    batch.append(conv.convert(row, rec))
+                    batch_rows.append(row)
+                    rows += 1
+                    if len(batch) >= BATCH:
+                        flush()
+                        batch.clear()
+                        batch_rows.clear()
+            if batch:
+                flush()
+
+            notes = list(src.meta.get("notes") or [])
+            acc = conv.acc
+            carved = 0
+            if conv.counts["dev"] == 0 and conv.counts["train"] >= 2:
+                if conv.n_carve:
+                    carved = conn.execute(
+                        "UPDATE examples SET split = 'dev' WHERE dataset_id = ? AND split = 'train' "
+                        "AND mirror_bucket(ext_id) < ?", (ds_id, DEV_FRACTION)).rowcount
+                    acc = conv.acc_carved
+                else:
+                    _, ext_id, d = conv.min_train
+                    carved = conn.execute("UPDATE examples SET split = 'dev' WHERE dataset_id = ? AND ext_id = ?",
+                                          (ds_id, ext_id)).rowcount
+                    acc = conv.acc - _row_hash(d, "train") + _row_hash(d, "dev")
+                notes.append(f"no dev split: moved {carved} train rows to dev (seeded rule bucket(id) < {DEV_FRACTION})")
+            content_hash = _final_hash(acc, rows)
+            if existing is not None and existing["content_hash"] == content_hash:
+                raise _AlreadyImported(existing["id"])
+            dup = conn.execute("SELECT id FROM datasets WHERE content_hash = ? AND id != ?",
+                               (content_hash, ds_id)).fetchone()
+            if dup:
+                raise _AlreadyImported(dup["id"])
+            if existing is not None:
+                raise DataImportError(f"a dataset named '{name}' already exists with different content; "
+                                      "import under another name with --name", file=src.label)
+            meta = {"file": src.label, "rows": rows,
+                    "columns": {f: c for f, c in cols.items() if c},
+                    "task_type_detected": detected,
+                    "split_rule": ("from the data" if split_from_source else
+                                   f"bucket(id) < {DEFAULT_SPLIT[0]} train, < {DEFAULT_SPLIT[1]} dev, else test "
+                                   f"(sha256 of '{SPLIT_SEED}:id')"),
+                    "dev_carved_from_train": carved, "notes": notes}
+            meta.update({k: v for k, v in src.meta.items() if k != "notes"})  # the source knows its rules best
+            conn.execute("UPDATE datasets SET content_hash = ?, meta = ? WHERE id = ?",
+                         (content_hash, store.dumps(meta), ds_id))
+    except _AlreadyImported as done:
+        return _result(conn, done.dataset_id, already=True)
+    result = _result(conn, ds_id)
+    result.notes = notes
+    return result
+
+
+def _report_duplicate(conn, ds_id: int, batch: list[tuple], batch_rows: list[int], id_col: str | None,
+                      label: str) -> None:
+    """Name the first row of a failing batch whose id was already seen (we are about to roll back)."""
+    seen = conn.execute("SELECT ext_id FROM examples WHERE dataset_id = ?", (ds_id,))
+    ids = {r[0] for r in seen}
+    for row, r in zip(batch_rows, batch):
+        if r[0] in ids:
+            raise DataImportError(f"duplicate id '{r[0]}'; ids must be unique within a data set",
+                                  file=label, row=row, column=id_col or "id")
+        ids.add(r[0])
+
+
+def _result(conn: sqlite3.Connection, ds_id: int, already: bool = False) -> ImportResult:
+    ds = conn.execute("SELECT * FROM datasets WHERE id = ?", (ds_id,)).fetchone()
+    counts = {s: 0 for s in ("train", "dev", "test")}
+    for r in conn.execute("SELECT split, COUNT(*) AS n FROM examples WHERE dataset_id = ? GROUP BY split", (ds_id,)):
+        counts[r["split"]] = r["n"]
+    return ImportResult(dataset_id=ds_id, name=ds["name"], task_type=ds["task_type"], rows=sum(counts.values()),
+                        counts=counts, content_hash=ds["content_hash"], already_imported=already)
+
+
+def default_name(source: str) -> str:
+    """The dataset name when none is given: the built-in's name, the file's stem, or the hub name."""
+    if source.startswith("hf:"):
+        return source[3:].replace("/", "_").replace(":", "_")
+    p = Path(source)
+    name = p.name
+    for suffix in (".gz", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".tab", ".parquet", ".pq"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name or source
+
+
+def import_source(conn: sqlite3.Connection, source: str, *, name: str | None = None,
+                  columns: ColumnMap | None = None, task_type: str | None = None) -> ImportResult:
+    """Import a built-in name, a file, a `save_to_disk` folder or `hf:NAME[:CONFIG]` (see module doc)."""
+    from mirror_core.data import builtin
+
+    if source in builtin.BUILTINS:
+        if columns is not None and columns.given():
+            raise DataImportError("column options do not apply to built-in sources", file=source)
+        return builtin.import_builtin(conn, source, name=name, task_type=task_type)
+    src = open_source(source, columns)
+    return import_records(conn, src, name=name or default_name(source), columns=columns, task_type=task_type)
