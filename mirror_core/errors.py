@@ -72,3 +72,7 @@ class FilterError(MirrorError):
 
 class EvaluationError(MirrorError):
     """A run cannot be evaluated or compared (no checkpoint, no examples in the split, unfinished run)."""
+
+
+class CurationError(MirrorError):
+    """A review edit or status change is not allowed as asked (e.g. an empty CoT)."""
