@@ -1,0 +1,306 @@
+"""SQL-side filtering, search, counts and per-question detail for the Review page.
+
+Everything here pages in SQL (LIMIT/OFFSET) and aggregates in SQL, so the page's memory does not grow
+with the store. A filter selects CoTs (rationales of one kind); a question matches when one of its CoTs
+does. Verdict filters read the per-CoT counters `v_correct/v_wrong/v_uncertain` (kept by triggers,
+migration m003); full-text search reads the contentless FTS5 table `review_fts`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections import Counter
+from typing import Any
+
+from mirror_core import store
+from mirror_core.errors import FilterError, NotFoundError
+from mirror_core.review.filters import ReviewFilter
+
+_FROM = "FROM rationales r JOIN examples e ON e.id = r.example_id"
+_TERM_RE = re.compile(r'"([^"]*)"|([^\s"]+)')
+
+# The question order for each sort (aggregates over the question's matching CoTs), then a tie-break.
+_QUESTION_ORDER = {
+    "question": "r.example_id",
+    "most_wrong_verdicts": "SUM(r.v_wrong) DESC, r.example_id",
+    "fewest_correct_verdicts":
+        "SUM(r.v_correct) * 1.0 / MAX(1, SUM(r.v_correct + r.v_wrong + r.v_uncertain)), r.example_id",
+    "recently_updated": "MAX(r.updated_at) DESC, r.example_id",
+    "teacher": "MIN(r.author), r.example_id",
+}
+_COT_ORDER = {
+    "question": "r.example_id, r.id",
+    "most_wrong_verdicts": "r.v_wrong DESC, r.id",
+    "fewest_correct_verdicts":
+        "r.v_correct * 1.0 / MAX(1, r.v_correct + r.v_wrong + r.v_uncertain), r.id",
+    "recently_updated": "r.updated_at DESC, r.id",
+    "teacher": "r.author, r.example_id, r.id",
+}
+
+
+def fts_query(text: str) -> str | None:
+    """User search text as a safe FTS5 query: words ANDed, "quoted phrases" kept, a trailing * = prefix.
+
+    FTS5 syntax characters in user text (-, :, parentheses, quotes) would otherwise raise; each term is
+    quoted so they are searched as text.
+    """
+    terms = []
+    for phrase, word in _TERM_RE.findall(text or ""):
+        if phrase.strip():
+            terms.append('"' + phrase.strip().replace('"', '""') + '"')
+        elif word:
+            prefix = word.endswith("*")
+            word = word.rstrip("*")
+            if word and re.search(r"\w", word):
+                terms.append('"' + word.replace('"', '""') + '"' + ("*" if prefix else ""))
+    return " ".join(terms) if terms else None
+
+
+def where(f: ReviewFilter) -> tuple[str, str, list[Any]]:
+    """(WITH-prefix, WHERE clause, params) selecting the CoTs `f` describes, over `_FROM`."""
+    clauses, params, ctes, cte_params = ["r.kind = ?"], [f.kind], [], []
+    if f.dataset:
+        clauses.append("e.dataset_id = (SELECT id FROM datasets WHERE name = ?)")
+        params.append(f.dataset)
+    if f.split:
+        clauses.append("e.split = ?")
+        params.append(f.split)
+    if f.teacher:
+        clauses.append("r.author = ?")
+        params.append(f.teacher)
+    if f.correct:
+        clauses.append({"yes": "r.correct = 1", "no": "r.correct = 0", "unknown": "r.correct IS NULL"}[f.correct])
+    if f.verdict:
+        clauses.append({
+            "any_wrong": "r.v_wrong > 0",
+            "any_uncertain": "r.v_uncertain > 0",
+            "all_correct": "r.v_correct > 0 AND r.v_wrong = 0 AND r.v_uncertain = 0",
+            "none": "r.v_correct + r.v_wrong + r.v_uncertain = 0",
+        }[f.verdict])
+    if f.verdict_vs_gold:
+        clauses.append(_VERDICT_VS_GOLD)
+    if f.cots_disagree:
+        clauses.append(f"r.example_id IN ({_DISAGREE_SUBQUERY})")
+        params.append(f.kind)
+    if f.edited:
+        clauses.append("r.revision > 0" if f.edited == "yes" else "r.revision = 0")
+    if f.status:
+        clauses.append("r.status = ?")
+        params.append(f.status)
+    if f.q.strip():
+        match = fts_query(f.q)
+        if match is None:
+            raise FilterError(f"search '{f.q}' has no words to look for; type at least one word")
+        ctes.append("hits(k) AS MATERIALIZED (SELECT rowid FROM review_fts WHERE review_fts MATCH ?)")
+        cte_params.append(match)
+        clauses.append(
+            "(r.id IN (SELECT k / 4 FROM hits WHERE k % 4 = 1)"
+            " OR r.example_id IN (SELECT k / 4 FROM hits WHERE k % 4 = 0)"
+            " OR r.id IN (SELECT s.rationale_id FROM self_evals s"
+            "             WHERE s.id IN (SELECT k / 4 FROM hits WHERE k % 4 = 2)))")
+    with_sql = ("WITH " + ", ".join(ctes) + " ") if ctes else ""
+    return with_sql, " AND ".join(clauses), cte_params + params
+
+
+_VERDICT_VS_GOLD = "((r.correct = 0 AND r.v_correct > 0) OR (r.correct = 1 AND r.v_wrong > 0))"
+_DISAGREE_SUBQUERY = ("SELECT example_id FROM rationales WHERE kind = ? AND parsed_answer IS NOT NULL"
+                      " GROUP BY example_id HAVING COUNT(DISTINCT parsed_answer) > 1")
+
+
+def _run(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[sqlite3.Row]:
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "fts5" in str(exc).lower():
+            raise FilterError(f"the search could not be read ({exc}); remove special characters") from exc
+        raise
+
+
+def matching_ids(conn: sqlite3.Connection, f: ReviewFilter) -> list[int]:
+    """Ids of every CoT the filter selects (for bulk actions; ids only, not rows)."""
+    w, c, p = where(f)
+    return [r[0] for r in _run(conn, f"{w}SELECT r.id {_FROM} WHERE {c} ORDER BY r.id", p)]
+
+
+def count(conn: sqlite3.Connection, f: ReviewFilter) -> dict[str, int]:
+    """How many CoTs and questions the filter selects."""
+    w, c, p = where(f)
+    row = _run(conn, f"{w}SELECT COUNT(*), COUNT(DISTINCT r.example_id) {_FROM} WHERE {c}", p)[0]
+    return {"cots": row[0], "questions": row[1]}
+
+
+def facet_counts(conn: sqlite3.Connection, f: ReviewFilter) -> dict[str, Any]:
+    """Counts within the current selection, per filter value: one grouped scan.
+
+    Returns cots, questions, by_teacher, by_status, by_split, correct{yes,no,unknown},
+    verdict{any_wrong,any_uncertain,all_correct,none}, verdict_vs_gold, edited{yes,no}, cots_disagree.
+    """
+    w, c, p = where(f)
+    sql = (f"{w}SELECT r.author, r.status, e.split, COUNT(*) AS n,"
+           " SUM(r.correct = 1), SUM(r.correct = 0), SUM(r.correct IS NULL),"
+           " SUM(r.v_wrong > 0), SUM(r.v_uncertain > 0),"
+           " SUM(r.v_correct > 0 AND r.v_wrong = 0 AND r.v_uncertain = 0),"
+           " SUM(r.v_correct + r.v_wrong + r.v_uncertain = 0),"
+           f" SUM({_VERDICT_VS_GOLD}), SUM(r.revision > 0),"
+           f" SUM(r.example_id IN ({_DISAGREE_SUBQUERY}))"
+           f" {_FROM} WHERE {c} GROUP BY r.author, r.status, e.split")
+    out: dict[str, Any] = {"cots": 0, "by_teacher": Counter(), "by_status": Counter(), "by_split": Counter(),
+                           "correct": Counter(), "verdict": Counter(), "verdict_vs_gold": 0,
+                           "edited": Counter(), "cots_disagree": 0}
+    # The disagreement subquery's parameter sits after the filter's own parameters in the SELECT list,
+    # which SQLite binds before the WHERE clause: put it first among the non-CTE parameters.
+    n_cte = 1 if f.q.strip() else 0
+    params = p[:n_cte] + [f.kind] + p[n_cte:]
+    for row in _run(conn, sql, params):
+        author, status, split, n = row[0], row[1], row[2], row[3]
+        out["cots"] += n
+        out["by_teacher"][author] += n
+        out["by_status"][status] += n
+        out["by_split"][split] += n
+        for key, value in zip(("yes", "no", "unknown"), row[4:7]):
+            out["correct"][key] += value or 0
+        for key, value in zip(("any_wrong", "any_uncertain", "all_correct", "none"), row[7:11]):
+            out["verdict"][key] += value or 0
+        out["verdict_vs_gold"] += row[11] or 0
+        out["edited"]["yes"] += row[12] or 0
+        out["edited"]["no"] += n - (row[12] or 0)
+        out["cots_disagree"] += row[13] or 0
+    out["questions"] = count(conn, f)["questions"] if out["cots"] else 0
+    for key in ("by_teacher", "by_status", "by_split", "correct", "verdict", "edited"):
+        out[key] = dict(out[key])
+    return out
+
+
+def question_ids(conn: sqlite3.Connection, f: ReviewFilter, offset: int = 0, limit: int = 50) -> list[int]:
+    """Example ids of matching questions in the filter's sort order, one page."""
+    w, c, p = where(f)
+    sql = (f"{w}SELECT r.example_id {_FROM} WHERE {c} GROUP BY r.example_id"
+           f" ORDER BY {_QUESTION_ORDER[f.sort]} LIMIT ? OFFSET ?")
+    return [r[0] for r in _run(conn, sql, p + [int(limit), int(offset)])]
+
+
+def question_at(conn: sqlite3.Connection, f: ReviewFilter, index: int) -> int | None:
+    """The example id of the `index`-th matching question (0-based), or None past the end."""
+    ids = question_ids(conn, f, offset=max(0, index), limit=1)
+    return ids[0] if ids else None
+
+
+def cot_rows(conn: sqlite3.Connection, f: ReviewFilter, offset: int = 0, limit: int = 50) -> list[dict]:
+    """One page of matching CoTs for the compact table view (question and text shortened in SQL)."""
+    w, c, p = where(f)
+    sql = (f"{w}SELECT r.id, r.example_id, e.split, substr(e.question, 1, 120) AS question, e.answer AS gold,"
+           " r.author AS teacher, r.parsed_answer, r.correct, r.v_correct, r.v_wrong, r.v_uncertain,"
+           " r.status, r.status_reason, r.revision, substr(r.text, 1, 160) AS cot, r.updated_at"
+           f" {_FROM} WHERE {c} ORDER BY {_COT_ORDER[f.sort]} LIMIT ? OFFSET ?")
+    return [dict(r) for r in _run(conn, sql, p + [int(limit), int(offset)])]
+
+
+def question_detail(conn: sqlite3.Connection, example_id: int, f: ReviewFilter | None = None) -> dict:
+    """A question with all its CoTs (of the filter's kind), their self-evaluations and peer reviews.
+
+    Each CoT carries `matches` (whether the filter selects it) so the page can dim the others.
+    """
+    ex = conn.execute("SELECT e.*, d.name AS dataset FROM examples e JOIN datasets d ON d.id = e.dataset_id"
+                      " WHERE e.id = ?", (example_id,)).fetchone()
+    if ex is None:
+        raise NotFoundError(f"question {example_id} does not exist (it may have been deleted); reload the page")
+    f = f or ReviewFilter()
+    cots = [dict(r) for r in conn.execute(
+        "SELECT * FROM rationales WHERE example_id = ? AND kind = ? ORDER BY author, sample_index, id",
+        (example_id, f.kind))]
+    ids = [c["id"] for c in cots]
+    evals: dict[int, list[dict]] = {i: [] for i in ids}
+    reviews: dict[int, list[dict]] = {i: [] for i in ids}
+    if ids:
+        marks = ",".join("?" * len(ids))
+        for s in conn.execute(f"SELECT * FROM self_evals WHERE rationale_id IN ({marks}) ORDER BY id", ids):
+            evals[s["rationale_id"]].append(dict(s))
+        for v in conn.execute(f"SELECT * FROM reviews WHERE rationale_id IN ({marks}) ORDER BY id", ids):
+            reviews[v["rationale_id"]].append(dict(v))
+        w, c, p = where(f)
+        matched = {r[0] for r in _run(conn, f"{w}SELECT r.id {_FROM} WHERE {c} AND r.example_id = ?",
+                                      p + [example_id])}
+    else:
+        matched = set()
+    for cot in cots:
+        cot["self_evals"] = evals[cot["id"]]
+        cot["reviews"] = reviews[cot["id"]]
+        cot["matches"] = cot["id"] in matched
+    example = dict(ex)
+    example["choices"] = store.loads(example["choices"])
+    return {"example": example, "cots": cots, "agreement": agreement(cots, example["answer"])}
+
+
+def agreement(cots: list[dict], gold: str | None = None) -> dict[str, Any]:
+    """How far a question's CoTs agree: the majority answer and its share, and whether teachers agree.
+
+    Rejected CoTs are left out. Teachers agree when every teacher's own majority answer is the same.
+    """
+    live = [c for c in cots if c.get("status") != "rejected"]
+    answers = Counter(c["parsed_answer"] for c in live if c.get("parsed_answer") is not None)
+    n = sum(answers.values())
+    majority, votes = (answers.most_common(1)[0] if answers else (None, 0))
+    per_teacher: dict[str, str | None] = {}
+    for teacher in sorted({c["author"] for c in live}):
+        mine = Counter(c["parsed_answer"] for c in live
+                       if c["author"] == teacher and c.get("parsed_answer") is not None)
+        per_teacher[teacher] = mine.most_common(1)[0][0] if mine else None
+    stated = {a for a in per_teacher.values() if a is not None}
+    return {
+        "cots": len(live), "answered": n, "distinct_answers": len(answers), "majority": majority,
+        "majority_share": (votes / n) if n else None,
+        "majority_matches_gold": (majority == gold) if (majority is not None and gold is not None) else None,
+        "answers": dict(answers.most_common()), "per_teacher": per_teacher,
+        "teachers_agree": (len(stated) <= 1) if len(per_teacher) > 1 else None,
+    }
+
+
+def teachers(conn: sqlite3.Connection, kind: str = "cot") -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT author FROM rationales WHERE kind = ? ORDER BY author", (kind,))]
+
+
+def dataset_names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")]
+
+
+VERDICTS = ("correct", "wrong", "uncertain", "unparsed")
+
+
+def teacher_quality(conn: sqlite3.Connection, dataset: str | None = None, kind: str = "cot") -> list[dict]:
+    """Per teacher: accuracy of its CoTs vs gold, and its self-evaluation verdicts vs the truth.
+
+    `confusion[verdict]` = {"right": n, "wrong": n} counts the teacher's verdicts (as evaluator) on CoTs
+    that are right / wrong vs gold; `verdict_accuracy` is the share of correct/wrong verdicts that match.
+    """
+    ds_clause, ds_params = "", []
+    if dataset:
+        ds_clause = " AND r.example_id IN (SELECT id FROM examples WHERE dataset_id =" \
+                    " (SELECT id FROM datasets WHERE name = ?))"
+        ds_params = [dataset]
+    out: dict[str, dict] = {}
+    for row in conn.execute(
+            "SELECT r.author, COUNT(*), SUM(r.correct = 1), SUM(r.correct IS NOT NULL),"
+            " SUM(r.parse_status = 'parse_error')"
+            f" FROM rationales r WHERE r.kind = ?{ds_clause} GROUP BY r.author", [kind] + ds_params):
+        out[row[0]] = {"teacher": row[0], "cots": row[1], "graded": row[3] or 0,
+                       "accuracy": (row[2] / row[3]) if row[3] else None, "parse_errors": row[4] or 0,
+                       "self_evals": 0, "confusion": {v: {"right": 0, "wrong": 0} for v in VERDICTS},
+                       "verdict_accuracy": None}
+    for row in conn.execute(
+            "SELECT s.evaluator, COALESCE(s.verdict, 'unparsed'), r.correct, COUNT(*)"
+            f" FROM self_evals s JOIN rationales r ON r.id = s.rationale_id WHERE r.kind = ?{ds_clause}"
+            " GROUP BY 1, 2, 3", [kind] + ds_params):
+        t = out.setdefault(row[0], {"teacher": row[0], "cots": 0, "graded": 0, "accuracy": None,
+                                    "parse_errors": 0, "self_evals": 0, "verdict_accuracy": None,
+                                    "confusion": {v: {"right": 0, "wrong": 0} for v in VERDICTS}})
+        t["self_evals"] += row[3]
+        if row[2] is not None:
+            t["confusion"][row[1]]["right" if row[2] else "wrong"] += row[3]
+    for t in out.values():
+        c = t["confusion"]
+        decided = c["correct"]["right"] + c["correct"]["wrong"] + c["wrong"]["right"] + c["wrong"]["wrong"]
+        hits = c["correct"]["right"] + c["wrong"]["wrong"]
+        t["verdict_accuracy"] = hits / decided if decided else None
+    return sorted(out.values(), key=lambda t: t["teacher"])
