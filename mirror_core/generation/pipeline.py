@@ -1,0 +1,408 @@
+"""The generation pipeline (PAPERS.md §1): N CoTs per question per teacher, K self-evaluations per CoT.
+
+Each step is idempotent: requests go through the call cache (`calls`), and the rows derived from answers
+are inserted with INSERT OR IGNORE on the unique `call_id`, in the same transaction that records the
+answer. Running the pipeline again — after a crash, a kill, a stop or to add teachers — sends only the
+requests that have no answer yet and writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from mirror_core import answers, prompts, store
+from mirror_core.errors import AnswerParseError, ConfigError, NotFoundError, TeacherError
+from mirror_core.generation import pricing
+from mirror_core.generation.calls import Call, CallEngine, RetryPolicy, Stats, request_hash
+from mirror_core.teachers.base import GenParams, Teacher, TeacherRequest
+
+_VERDICT_RE = re.compile(r"evaluation result\s*:?\s*\**\s*the given answer is\s*\**\s*(correct|wrong|incorrect|uncertain)",
+                         re.IGNORECASE)
+_CONF_RE = re.compile(r"confidence\s*:?\s*(0(?:\.\d+)?|1(?:\.0+)?|\.\d+|\d{1,3}\s*%)", re.IGNORECASE)
+
+
+@dataclass
+class GenConfig:
+    """What a generate job does; stored as the run's config (never a key in it)."""
+
+    dataset: str
+    teachers: list[str]
+    split: str = "train"
+    limit: int | None = None
+    n_cots: int = 3
+    k_evals: int = 2
+    temperature: float = 0.7
+    max_tokens: int = 512
+    eval_max_tokens: int = 384
+    seed: int | None = 0
+    base_url: str | None = None
+    budget_usd: float | None = None
+    timeout_s: float | None = None
+    templates: dict[str, int] = field(default_factory=dict)  # name -> version, fixed when the job is made
+    retry_failed: bool = False
+    max_retries: int = 4
+    backoff_s: float = 1.0
+
+    def __post_init__(self):
+        if not self.teachers:
+            raise ConfigError("Give at least one teacher (e.g. --teacher local).")
+        if self.n_cots < 1 or self.k_evals < 0:
+            raise ConfigError("n_cots must be at least 1 and k_evals at least 0.")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError("limit must be at least 1 (or none for the whole split).")
+        if self.split not in ("train", "dev", "test"):
+            raise ConfigError(f"split must be train, dev or test, not '{self.split}'.")
+        GenParams(temperature=self.temperature, max_tokens=self.max_tokens)  # range checks
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GenConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"Unknown generate settings: {', '.join(sorted(unknown))}.")
+        return cls(**d)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- inputs
+
+def select_examples(conn: sqlite3.Connection, dataset: str, split: str, limit: int | None) -> list[dict]:
+    """The first `limit` examples of a dataset's split, in import order."""
+    ds = conn.execute("SELECT id FROM datasets WHERE name = ?", (dataset,)).fetchone()
+    if ds is None:
+        names = ", ".join(r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")) or "none yet"
+        raise NotFoundError(f"No dataset '{dataset}' (datasets: {names}). Import one first: "
+                            "`python -m mirror_core data import ...`.")
+    sql = "SELECT * FROM examples WHERE dataset_id = ? AND split = ? ORDER BY id"
+    args: tuple = (ds["id"], split)
+    if limit:
+        sql += " LIMIT ?"
+        args += (limit,)
+    rows = [dict(r) for r in conn.execute(sql, args)]
+    if not rows:
+        raise NotFoundError(f"Dataset '{dataset}' has no examples in split '{split}'.")
+    for r in rows:
+        r["choices"] = store.loads(r["choices"])
+    return rows
+
+
+def resolve_templates(conn: sqlite3.Connection, task_types) -> dict[str, int]:
+    """The newest version of each template the run needs, to freeze in its config."""
+    names = [prompts.cot_name(t) for t in sorted(set(task_types))] + [prompts.SELF_EVAL]
+    return {n: prompts.get(conn, n).version for n in names}
+
+
+def _template(conn, cfg: GenConfig, name: str) -> prompts.Template:
+    return prompts.get(conn, name, cfg.templates.get(name))
+
+
+def _params(cfg: GenConfig, i: int, max_tokens: int) -> GenParams:
+    return GenParams(temperature=cfg.temperature, max_tokens=max_tokens,
+                     seed=None if cfg.seed is None else cfg.seed + i, sample_index=i)
+
+
+def cot_calls(conn, teacher: Teacher, examples: list[dict], cfg: GenConfig) -> list[Call]:
+    out = []
+    for ex in examples:
+        t = _template(conn, cfg, prompts.cot_name(ex["task_type"]))
+        messages = prompts.render_cot(t, ex["question"], ex["choices"])
+        meta = {"purpose": "cot", "ext_id": ex["ext_id"], "gold": ex["answer"], "task_type": ex["task_type"],
+                "choices": ex["choices"]}
+        n = cfg.n_cots
+        avail = teacher.samples_available(meta)
+        if avail is not None:
+            n = min(n, avail)
+        for i in range(n):
+            req = TeacherRequest(messages=messages, params=_params(cfg, i, cfg.max_tokens), meta=meta)
+            out.append(Call(teacher, req, t.name, t.version, "cot", tag={"example": ex, "i": i}))
+    return out
+
+
+def eval_calls(conn, teacher: Teacher, items: list[tuple[dict, dict]], cfg: GenConfig) -> list[Call]:
+    """K self-evaluation requests per (example, rationale) pair, by the teacher that wrote the CoT."""
+    t = _template(conn, cfg, prompts.SELF_EVAL)
+    out = []
+    for ex, rat in items:
+        messages = prompts.render_self_eval(t, ex["question"], ex["choices"], rat["text"], rat["parsed_answer"])
+        meta = {"purpose": "self_eval", "ext_id": ex["ext_id"], "cot_index": rat["sample_index"],
+                "cot_correct": None if rat["correct"] is None else bool(rat["correct"]),
+                "task_type": ex["task_type"]}
+        k = cfg.k_evals
+        avail = teacher.samples_available(meta)
+        if avail is not None:
+            k = min(k, avail)
+        for j in range(k):
+            # Two CoTs of one question can read the same (e.g. at temperature 0); the CoT's index in the
+            # sample index keeps their K evaluations distinct requests (stable when K changes).
+            idx = EVAL_INDEX_STRIDE * rat["sample_index"] + j
+            req = TeacherRequest(messages=messages, params=_params(cfg, idx, cfg.eval_max_tokens), meta=meta)
+            out.append(Call(teacher, req, t.name, t.version, "self_eval", tag={"example": ex, "rationale": rat, "j": j}))
+    return out
+
+
+# ---------------------------------------------------------------- parsing
+
+def parse_verdict(text: str) -> tuple[str | None, float | None]:
+    """(verdict, confidence) of a self-evaluation; verdict None when it has no verdict line."""
+    matches = _VERDICT_RE.findall(text or "")
+    verdict = matches[-1].lower() if matches else None
+    if verdict == "incorrect":
+        verdict = "wrong"
+    conf = None
+    m = _CONF_RE.search(text or "")
+    if m:
+        s = m.group(1).replace(" ", "")
+        conf = float(s[:-1]) / 100 if s.endswith("%") else float(s)
+        conf = conf if 0.0 <= conf <= 1.0 else None
+    return verdict, conf
+
+
+def grade(ex: dict, text: str) -> tuple[str | None, str, int | None]:
+    """(parsed answer, parse_status, correct) of a CoT against the example's gold."""
+    pred = answers.extract_answer(text, ex["task_type"], ex["choices"])
+    if pred is None:
+        return None, "parse_error", 0
+    try:
+        return pred, "ok", int(answers.is_correct(pred, ex["answer"], ex["task_type"], ex["choices"]))
+    except AnswerParseError:
+        return pred, "ok", None  # the gold itself does not parse: correctness unknown
+
+
+# ---------------------------------------------------------------- writing results
+
+ANSWERED = ("ok", "truncated")
+EVAL_INDEX_STRIDE = 1000
+
+
+def _store_cot(conn, run_id, call: Call, row: dict) -> None:
+    if row["status"] not in ANSWERED:
+        return
+    ex, i = call.tag["example"], call.tag["i"]
+    pred, parse_status, correct = grade(ex, row["response"] or "")
+    ts = store.now()
+    truncated = row["status"] == "truncated"
+    conn.execute(
+        "INSERT OR IGNORE INTO rationales (example_id, kind, author, call_id, run_id, sample_index, text,"
+        " parsed_answer, parse_status, correct, status, status_reason, created_at, updated_at)"
+        " VALUES (?, 'cot', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (ex["id"], call.teacher.spec, row["id"], run_id, i, row["response"] or "", pred, parse_status, correct,
+         "flagged" if truncated else "active", "truncated at max_tokens" if truncated else None, ts, ts))
+
+
+def _store_eval(conn, call: Call, row: dict) -> None:
+    if row["status"] not in ANSWERED:
+        return
+    rat, j = call.tag["rationale"], call.tag["j"]
+    text = row["response"] or ""
+    verdict, conf = parse_verdict(text)
+    conn.execute(
+        "INSERT OR IGNORE INTO self_evals (rationale_id, evaluator, call_id, sample_index, critique, verdict,"
+        " confidence, parse_status, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        (rat["id"], call.teacher.spec, row["id"], j, text, verdict, conf,
+         "ok" if verdict else "parse_error", store.now()))
+
+
+# ---------------------------------------------------------------- the whole run
+
+def estimate(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher] | None = None,
+             specs_models: list[tuple[str, str, str]] | None = None) -> pricing.Estimate:
+    """Requests and worst-case cost before a run. Self-evaluation prompts are sized as if each CoT used
+    max_tokens. Requests already answered in the cache count as cached (free). Teachers are not built:
+    `specs_models` gives (spec, provider, model) when they are not at hand."""
+    from mirror_core.teachers.registry import parse_spec
+
+    examples = select_examples(conn, cfg.dataset, cfg.split, cfg.limit)
+    if not cfg.templates:
+        cfg.templates = resolve_templates(conn, {e["task_type"] for e in examples})
+    est = pricing.Estimate()
+    triples = specs_models or [(s, *parse_spec(s)) for s in cfg.teachers]
+    for spec, provider, model in triples:
+        model = model or ("smollm2" if provider == "local" else "default")
+        price = pricing.get_price(conn, provider, model)
+        in_chars = 0
+        n = 0
+        for ex in examples:
+            t = _template(conn, cfg, prompts.cot_name(ex["task_type"]))
+            chars = sum(len(m["content"]) for m in prompts.render_cot(t, ex["question"], ex["choices"]))
+            in_chars += chars * cfg.n_cots
+            n += cfg.n_cots
+        se = _template(conn, cfg, prompts.SELF_EVAL)
+        n_eval = n * cfg.k_evals
+        eval_chars = n_eval * (len(se.body) + 200 + cfg.max_tokens * pricing.CHARS_PER_TOKEN)
+        cached = _count_cached(conn, provider, model, spec, examples, cfg)
+        est.add(spec, price, n + n_eval, cached, pricing.estimate_tokens(in_chars) +
+                pricing.estimate_tokens(int(eval_chars)), n * cfg.max_tokens + n_eval * cfg.eval_max_tokens)
+    return est
+
+
+def _count_cached(conn, provider, model, spec, examples, cfg) -> int:
+    # Cheap: count answered calls of this teacher whose rationale belongs to these examples, plus their evals.
+    ids = [e["id"] for e in examples]
+    if not ids:
+        return 0
+    q = ",".join("?" * len(ids))
+    n_cot = conn.execute(f"SELECT COUNT(*) FROM rationales WHERE kind='cot' AND author=? AND example_id IN ({q})"
+                         f" AND sample_index < ?", (spec, *ids, cfg.n_cots)).fetchone()[0]
+    n_eval = conn.execute(f"SELECT COUNT(*) FROM self_evals s JOIN rationales r ON r.id = s.rationale_id"
+                          f" WHERE r.kind='cot' AND r.author=? AND s.evaluator=? AND r.example_id IN ({q})"
+                          f" AND r.sample_index < ? AND s.sample_index < ?",
+                          (spec, spec, *ids, cfg.n_cots, cfg.k_evals)).fetchone()[0]
+    return n_cot + n_eval
+
+
+def run(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher], *, run_id: int | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        progress: Callable[[int, int, str, float], None] | None = None,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Generate CoTs then self-evaluations for every teacher; returns a summary (counts, cost, agreement)."""
+    examples = select_examples(conn, cfg.dataset, cfg.split, cfg.limit)
+    if not cfg.templates:
+        cfg.templates = resolve_templates(conn, {e["task_type"] for e in examples})
+    engine = CallEngine(conn, run_id, budget_usd=cfg.budget_usd, retry_failed=cfg.retry_failed,
+                        should_stop=should_stop, log=log,
+                        retry=RetryPolicy(max_retries=cfg.max_retries, backoff_s=cfg.backoff_s))
+    cots = [c for t in teachers for c in cot_calls(conn, t, examples, cfg)]
+    n_eval_guess = len(cots) * cfg.k_evals
+    base = {"done": 0}
+
+    def on_progress(phase_total: int, s: Stats, total: int, note: str):
+        done = base["done"] + s.cached + s.sent
+        if progress:
+            progress(done, total, f"{note}: {s.cached + s.sent}/{phase_total}", engine.spent)
+
+    total = len(cots) + n_eval_guess
+    log(f"generating {len(cots)} CoTs for {len(examples)} questions with {', '.join(t.spec for t in teachers)}")
+    s1 = engine.run(cots, lambda c, r: _store_cot(conn, run_id, c, r),
+                    lambda s: on_progress(len(cots), s, total, "CoTs"))
+    base["done"] = s1.cached + s1.sent
+    summary = {"cots": _stats_dict(s1)}
+    if s1.stopped or should_stop():
+        summary["stopped"] = True
+        return _finish(conn, summary, examples, teachers, run_id, engine)
+
+    # Self-evaluations: for each answered CoT of these calls, K evaluations by the teacher that wrote it.
+    items_by_teacher: dict[int, list] = {}
+    call_ids = {}
+    for c in cots:
+        call_ids.setdefault(c.hash, c)
+    rows = _rationales_for_calls(conn, list(call_ids))
+    for h, rat in rows.items():
+        c = call_ids[h]
+        items_by_teacher.setdefault(id(c.teacher), []).append((c.tag["example"], rat, c.teacher))
+    evals = []
+    for items in items_by_teacher.values():
+        evals += eval_calls(conn, items[0][2], [(ex, rat) for ex, rat, _ in items], cfg)
+    total = len(cots) + len(evals)
+    log(f"generating {len(evals)} self-evaluations of {len(rows)} CoTs")
+    s2 = engine.run(evals, lambda c, r: _store_eval(conn, c, r),
+                    lambda s: on_progress(len(evals), s, total, "self-evaluations"))
+    summary["self_evals"] = _stats_dict(s2)
+    if s2.stopped:
+        summary["stopped"] = True
+    return _finish(conn, summary, examples, teachers, run_id, engine)
+
+
+def _rationales_for_calls(conn, hashes: list[str]) -> dict[str, dict]:
+    out = {}
+    for i in range(0, len(hashes), 500):
+        chunk = hashes[i:i + 500]
+        for r in conn.execute(
+                "SELECT r.*, c.request_hash FROM rationales r JOIN teacher_calls c ON c.id = r.call_id"
+                f" WHERE c.request_hash IN ({','.join('?' * len(chunk))})", chunk):
+            out[r["request_hash"]] = dict(r)
+    return out
+
+
+def _stats_dict(s: Stats) -> dict[str, Any]:
+    return {"requests": s.total, "cached": s.cached, "sent": s.sent, "attempts": s.attempts,
+            "retries": s.retries, "by_status": s.by_status, "cost_usd": round(s.cost_usd, 6)}
+
+
+def _finish(conn, summary, examples, teachers, run_id, engine) -> dict[str, Any]:
+    ids = [e["id"] for e in examples]
+    specs = [t.spec for t in teachers]
+    summary["cost_usd"] = round(engine.spent, 6)
+    summary["agreement"] = agreement_summary(conn, ids, specs)
+    summary["verdict_vs_gold"] = verdict_vs_gold(conn, ids, specs)
+    answered = sum(summary[k]["by_status"].get(s, 0) for k in ("cots", "self_evals") if k in summary
+                   for s in ("ok", "truncated", "refused"))
+    sent_or_cached = sum(summary[k]["requests"] for k in ("cots", "self_evals") if k in summary)
+    if sent_or_cached and not answered and not summary.get("stopped"):
+        first = conn.execute("SELECT error FROM teacher_calls WHERE run_id = ? AND error IS NOT NULL LIMIT 1",
+                             (run_id,)).fetchone() if run_id is not None else None
+        raise TeacherError("Every teacher request failed; first error: "
+                           f"{first[0] if first else 'see the error table'}. Fix it, then resume the run.")
+    return summary
+
+
+# ---------------------------------------------------------------- agreement helpers
+
+def agreement(conn: sqlite3.Connection, example_ids: list[int], authors: list[str] | None = None) -> list[dict]:
+    """Per question: its CoTs, distinct answers, the majority answer, its share and whether it is right."""
+    if not example_ids:
+        return []
+    q = ",".join("?" * len(example_ids))
+    sql = (f"SELECT example_id, parsed_answer, correct FROM rationales WHERE kind='cot' AND example_id IN ({q})")
+    args: list = list(example_ids)
+    if authors:
+        sql += f" AND author IN ({','.join('?' * len(authors))})"
+        args += authors
+    per: dict[int, list] = {}
+    for r in conn.execute(sql, args):
+        per.setdefault(r["example_id"], []).append((r["parsed_answer"], r["correct"]))
+    out = []
+    for ex_id, items in per.items():
+        parsed = [a for a, _ in items if a is not None]
+        counts = Counter(parsed)
+        majority, top = counts.most_common(1)[0] if counts else (None, 0)
+        maj_correct = next((c for a, c in items if a == majority), None) if majority is not None else None
+        out.append({"example_id": ex_id, "n_cots": len(items), "n_answers": len(counts), "majority": majority,
+                    "majority_share": top / len(items), "n_correct": sum(1 for _, c in items if c),
+                    "majority_correct": maj_correct})
+    return sorted(out, key=lambda d: d["example_id"])
+
+
+def agreement_summary(conn, example_ids: list[int], authors: list[str] | None = None) -> dict[str, Any]:
+    rows = agreement(conn, example_ids, authors)
+    if not rows:
+        return {"questions": 0}
+    n = len(rows)
+    cots = sum(r["n_cots"] for r in rows)
+    return {"questions": n, "cots": cots,
+            "cot_accuracy": round(sum(r["n_correct"] for r in rows) / cots, 4),
+            "mean_majority_share": round(sum(r["majority_share"] for r in rows) / n, 4),
+            "unanimous": sum(1 for r in rows if r["n_answers"] == 1 and r["majority_share"] == 1.0),
+            "majority_accuracy": round(sum(1 for r in rows if r["majority_correct"]) / n, 4)}
+
+
+def verdict_vs_gold(conn, example_ids: list[int], authors: list[str] | None = None) -> dict[str, Any]:
+    """How often a self-evaluation's verdict matches the CoT's correctness against the gold."""
+    if not example_ids:
+        return {"self_evals": 0}
+    q = ",".join("?" * len(example_ids))
+    sql = (f"SELECT s.verdict, s.parse_status, r.correct FROM self_evals s JOIN rationales r ON r.id = s.rationale_id"
+           f" WHERE r.kind = 'cot' AND r.example_id IN ({q})")
+    args: list = list(example_ids)
+    if authors:
+        sql += f" AND r.author IN ({','.join('?' * len(authors))})"
+        args += authors
+    confusion: Counter = Counter()
+    parse_errors = uncertain = 0
+    for r in conn.execute(sql, args):
+        if r["verdict"] is None:
+            parse_errors += 1
+        elif r["verdict"] == "uncertain":
+            uncertain += 1
+        elif r["correct"] is not None:
+            confusion[(r["verdict"], bool(r["correct"]))] += 1
+    decided = sum(confusion.values())
+    agree = confusion[("correct", True)] + confusion[("wrong", False)]
+    return {"self_evals": decided + parse_errors + uncertain, "decided": decided, "uncertain": uncertain,
+            "parse_errors": parse_errors, "agreement": round(agree / decided, 4) if decided else None,
+            "confusion": {f"{v}|gold_{'right' if c else 'wrong'}": n for (v, c), n in confusion.items()}}
