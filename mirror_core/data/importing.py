@@ -158,7 +158,7 @@ def _read_jsonl(path: Path, label: str) -> Iterator[tuple[int, dict]]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
-                raise DataImportError(f"invalid JSON ({e.msg} at character {e.colno}); fix or remove this line",
+                raise DataImportError(f"invalid JSON ({e.msg} at character {e.pos + 1}); fix or remove this line",
                                       file=label, row=lineno) from None
             if not isinstance(obj, dict):
                 raise DataImportError(f"each line must be a JSON object, found {type(obj).__name__}",
