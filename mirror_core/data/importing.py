@@ -365,9 +365,10 @@ def resolve_columns(columns: ColumnMap | None, keys: Sequence[str], label: str) 
         want = getattr(columns, f)
         if want:
             if want not in keys:
-                close = difflib.get_close_matches(want, keys, n=3, cutoff=0.5) or \
-                    [k for k in keys if k.lower() == want.lower()]
-                hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                close = [k for k in keys if k.lower() == want.lower()] or \
+                    difflib.get_close_matches(want, keys, n=3, cutoff=0.5) or \
+                    [k for k in keys if k.lower().startswith(want.lower()) or want.lower() in k.lower()][:3]
+                hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
                 raise DataImportError(f"column '{want}' (given for {f}) is not in the data{hint} "
                                       f"Columns found: {', '.join(keys)}", file=label, column=want)
             out[f] = want
