@@ -688,3 +688,35 @@ def import_source(conn: sqlite3.Connection, source: str, *, name: str | None = N
         return builtin.import_builtin(conn, source, name=name, task_type=task_type)
     src = open_source(source, columns)
     return import_records(conn, src, name=name or default_name(source), columns=columns, task_type=task_type)
+
+
+# ------------------------------------------------------------------ helpers for the Data page
+
+def suggest_columns(keys: Sequence[str]) -> dict[str, str | None]:
+    """The column the importer would pick for each field when none is named (None where none fits)."""
+    keys = [k for k in keys if k != _INTERNAL_SPLIT]
+    return {f: _find_candidate(f, keys) for f in FIELDS}
+
+
+def preview(source: str, n: int = 5) -> tuple[list[str], list[dict]]:
+    """(column names, first `n` rows) of a file or folder, to build a column mapping before importing."""
+    src = open_source(source)
+    rows = [rec for _, rec in islice(iter(src.records), n)]
+    if not rows:
+        raise DataImportError("there are no rows to import (the file is empty)", file=src.label)
+    keys: list[str] = []
+    for rec in rows:
+        keys.extend(k for k in rec if k not in keys and k != _INTERNAL_SPLIT)
+    return keys, rows
+
+
+def save_upload(filename: str, data: bytes, home: str | None = None) -> Path:
+    """Keep an uploaded file under MIRROR_HOME/uploads (streamed imports need a path); returns the path."""
+    from mirror_core import config
+
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(filename).name).lstrip(".") or "upload"
+    folder = config.home(home) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / safe
+    path.write_bytes(data)
+    return path
