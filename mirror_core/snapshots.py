@@ -257,3 +257,16 @@ def export_datasets(conn: sqlite3.Connection, name_or_id: str | int, out: str | 
         return {k: len(v) for k, v in dd.items()}
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def preview_counts(conn: sqlite3.Connection, dataset: str | None = None) -> dict[str, int]:
+    """How many CoTs each policy would freeze now (before creating a snapshot)."""
+    sums = ", ".join(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)" for cond in POLICIES.values())
+    sql = (f"SELECT {sums} FROM rationales r JOIN examples e ON e.id = r.example_id"
+           " WHERE r.kind = 'cot' AND r.status != 'rejected'")
+    params: list[Any] = []
+    if dataset:
+        sql += " AND e.dataset_id = (SELECT id FROM datasets WHERE name = ?)"
+        params.append(dataset)
+    row = conn.execute(sql, params).fetchone()
+    return {p: (row[i] or 0) for i, p in enumerate(POLICIES)}
