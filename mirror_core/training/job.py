@@ -1,0 +1,59 @@
+"""Job kind "train": `run(ctx)` trains the run's snapshot with `ctx.config` (a TrainConfig dict).
+
+Idempotent as the runner requires: when `checkpoints/last/` exists the loop resumes from it (same step,
+optimizer, scheduler and RNG), and a finished run returns at once. With several ranks (several picked
+GPUs, or `nproc` > 1) the job process runs `torchrun` in its own process group, so `jobs.stop` reaches
+every rank; rank 0 reports to the store.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from typing import Any
+
+from mirror_core.errors import TrainingError
+from mirror_core.training import launch
+from mirror_core.training.config import TrainConfig
+
+
+def run(ctx) -> None:
+    cfg = TrainConfig.from_dict(ctx.config)
+    row = ctx.conn.execute("SELECT snapshot_id, device FROM runs WHERE id = ?", (ctx.run_id,)).fetchone()
+    if row["snapshot_id"] is None:
+        raise TrainingError(f"Run {ctx.run_id} has no snapshot; submit it with --snapshot NAME.")
+    nproc = launch.nproc_for(cfg, row["device"])
+    if nproc > 1:
+        _run_distributed(ctx, nproc)
+        return
+    from mirror_core.training import data, loop
+
+    items = data.load_items(ctx.conn, row["snapshot_id"])
+    ctx.log(f"snapshot {row['snapshot_id']}: {len(items)} items; config {cfg.to_dict()}")
+    summary = loop.train(cfg, items, ctx, ctx.run_dir, snapshot_id=row["snapshot_id"])
+    ctx.set_result(result_of(summary))
+
+
+def result_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """What runs.result keeps: the headline numbers, not the per-eval history."""
+    keep = ("global_step", "tokens", "best_dev_loss", "world", "ranks_in_sync", "stopped")
+    out = {k: summary[k] for k in keep if k in summary}
+    out.update({k: v for k, v in summary.items() if k.startswith("stage")
+                and k != "stage_start_fingerprints"})
+    return out
+
+
+def _run_distributed(ctx, nproc: int) -> None:
+    cmd = launch.command(ctx.run_id, nproc)
+    ctx.log(f"launching {nproc} ranks: {' '.join(cmd)}")
+    # Same process group as this job (no new session): jobs.stop's killpg reaches torchrun and every rank.
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=launch.env_for(ctx.home))
+    previous = signal.signal(signal.SIGTERM, lambda *_: (ctx._stop.set(), proc.send_signal(signal.SIGTERM)))
+    try:
+        code = proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if ctx.should_stop():
+        return
+    if code != 0:
+        raise TrainingError(f"torchrun exited with code {code}; the log above shows the failing rank.")
