@@ -154,9 +154,11 @@ def bulk_set_status(conn: sqlite3.Connection, f: ReviewFilter, action: str, reas
             raise ConflictError(f"the filter now selects {n} CoTs, not the {expected_count} you confirmed; "
                                 "check the new count and confirm again")
         n_cte = 1 if w else 0  # the search's parameter comes first (in WITH), then SET's, then WHERE's
-        changed = conn.execute(
+        conn.execute(
             f"{w}UPDATE rationales SET status = ?, status_reason = ?, updated_at = ?"
             f" WHERE id IN (SELECT r.id {queries._FROM} WHERE {c})",
-            p[:n_cte] + [status, reason.strip() or None, store.now()] + p[n_cte:]).rowcount
+            p[:n_cte] + [status, reason.strip() or None, store.now()] + p[n_cte:])
+        # cursor.rowcount is -1 for a statement that starts with WITH; ask SQLite directly.
+        changed = conn.execute("SELECT changes()").fetchone()[0]
     return changed
 
