@@ -46,6 +46,8 @@ class GenConfig:
     retry_failed: bool = False
     max_retries: int = 4
     backoff_s: float = 1.0
+    max_in_flight: int | None = None           # per provider; None = the teacher's default
+    requests_per_minute: float | None = None   # per provider; None = the teacher's default, 0 = no limit
 
     def __post_init__(self):
         if not self.teachers:
@@ -266,7 +268,10 @@ def run(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher], *, ru
         cfg.templates = resolve_templates(conn, {e["task_type"] for e in examples})
     engine = CallEngine(conn, run_id, budget_usd=cfg.budget_usd, retry_failed=cfg.retry_failed,
                         should_stop=should_stop, log=log,
-                        retry=RetryPolicy(max_retries=cfg.max_retries, backoff_s=cfg.backoff_s))
+                        retry=RetryPolicy(max_retries=cfg.max_retries, backoff_s=cfg.backoff_s),
+                        limits={t.provider: (cfg.max_in_flight or t.max_in_flight,
+                                             t.requests_per_minute if cfg.requests_per_minute is None
+                                             else (cfg.requests_per_minute or None)) for t in teachers})
     cots = [c for t in teachers for c in cot_calls(conn, t, examples, cfg)]
     n_eval_guess = len(cots) * cfg.k_evals
     base = {"done": 0}

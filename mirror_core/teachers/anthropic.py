@@ -1,5 +1,8 @@
 """Anthropic teacher through the official `anthropic` SDK (Messages API).
 
+This SDK's Messages API takes no sampling parameters (no temperature or seed): the N samples of a
+prompt come from the model's own default sampling, and `sample_index` keeps them distinct requests in the
+cache. `send_temperature=True` passes the temperature in the request body for servers that still take it.
 The SDK's own retries are off (max_retries=0): `generation.calls` retries with backoff honouring
 Retry-After and records every attempt on the call's row.
 """
@@ -21,9 +24,10 @@ class AnthropicTeacher(Teacher):
     requests_per_minute = 50
 
     def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, send_temperature: bool = False):
         import anthropic
 
+        self.send_temperature = send_temperature
         self.model = model
         self.base_url = base_url
         self._client = anthropic.Anthropic(api_key=keys.get_key("anthropic", api_key), base_url=base_url,
@@ -34,8 +38,9 @@ class AnthropicTeacher(Teacher):
 
     def _one(self, req: TeacherRequest) -> Completion:
         system, turns = split_system(req.messages)
-        kwargs = dict(model=self.model, messages=turns, max_tokens=req.params.max_tokens,
-                      temperature=min(req.params.temperature, 1.0))  # Anthropic's range is 0..1
+        kwargs = dict(model=self.model, messages=turns, max_tokens=req.params.max_tokens)
+        if self.send_temperature:
+            kwargs["extra_body"] = {"temperature": min(req.params.temperature, 1.0)}  # their range is 0..1
         if system:
             kwargs["system"] = system
         t0 = time.perf_counter()

@@ -144,6 +144,8 @@ def completion_from_sdk_error(exc: Exception, latency_s: float) -> Completion:
     if status_code is None:
         # connection refused/reset, or a body the SDK could not decode (malformed JSON)
         retryable = "Connection" in name
+        if "JSONDecode" in name or "Validation" in name:
+            message = f"malformed response: {message}"
         return Completion(status="error", error=message, latency_s=latency_s, retryable=retryable)
     retry_after = retry_after_from_headers(getattr(response, "headers", None))
     body = getattr(exc, "body", None)

@@ -1,0 +1,154 @@
+"""`generate`: start a generation job (N CoTs x K self-evaluations per question per teacher);
+`prompts list|show|edit`: the versioned prompt templates; `prices list|set`: the price table.
+
+API keys come from the environment (ANTHROPIC_API_KEY, OPENAI_API_KEY) or Streamlit secrets, never from a
+flag: a key on a command line would show in `ps` and shell history.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from mirror_core import jobs, prompts, store
+from mirror_core.generation import pipeline, pricing
+from mirror_core.teachers import keys
+from mirror_core.teachers.registry import SPEC_HELP, parse_spec
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="teacher CoTs and self-evaluations for a dataset split (a background job)")
+    p.add_argument("--dataset", required=True, help="dataset name (see `data list`)")
+    p.add_argument("--split", default="train", choices=("train", "dev", "test"))
+    p.add_argument("--limit", type=int, help="first N questions of the split (default: all)")
+    p.add_argument("--teacher", action="append", required=True, metavar="SPEC",
+                   help=f"repeatable: {SPEC_HELP}")
+    p.add_argument("--n-cots", type=int, default=3, help="CoTs per question per teacher (default 3)")
+    p.add_argument("--k-evals", type=int, default=2, help="self-evaluations per CoT (default 2)")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--max-tokens", type=int, default=512, help="CoT length cap (default 512)")
+    p.add_argument("--eval-max-tokens", type=int, default=384, help="self-evaluation length cap (default 384)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base-url", help="OpenAI-compatible (or Anthropic) server URL, e.g. http://localhost:11434/v1")
+    p.add_argument("--budget", type=float, metavar="USD", help="stop cleanly once this much has been spent")
+    p.add_argument("--timeout", type=float, metavar="S", help="per-request timeout in seconds (default 120)")
+    p.add_argument("--retry-failed", action="store_true", help="send again requests that failed before")
+    p.add_argument("--device", default="cpu", help="device for a local teacher: cpu or cuda:N (default cpu)")
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--estimate", action="store_true", help="print the request count and cost estimate only")
+    p.add_argument("--json", action="store_true", help="with --estimate: print JSON")
+    p.add_argument("--wait", action="store_true", help="stay until the job ends; non-zero exit if it failed")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("prompts", help="list, show or edit the versioned prompt templates")
+    ps = p.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
+    q = ps.add_parser("list", help="each template's newest version")
+    q.set_defaults(func=cmd_prompts_list)
+    q = ps.add_parser("show", help="print a template")
+    q.add_argument("name")
+    q.add_argument("--version", type=int)
+    q.set_defaults(func=cmd_prompts_show)
+    q = ps.add_parser("edit", help="save a new version from a file (or - for stdin)")
+    q.add_argument("name")
+    q.add_argument("file")
+    q.add_argument("--kind", choices=("cot", "self_eval"), help="needed for a new template name")
+    q.set_defaults(func=cmd_prompts_edit)
+
+    p = sub.add_parser("prices", help="the price table (USD per million tokens)")
+    ps = p.add_subparsers(dest="prices_command", metavar="ACTION", required=True)
+    q = ps.add_parser("list")
+    q.set_defaults(func=cmd_prices_list)
+    q = ps.add_parser("set")
+    q.add_argument("provider")
+    q.add_argument("model")
+    q.add_argument("input_per_mtok", type=float)
+    q.add_argument("output_per_mtok", type=float)
+    q.set_defaults(func=cmd_prices_set)
+
+
+def build_config(conn, args) -> pipeline.GenConfig:
+    cfg = pipeline.GenConfig(dataset=args.dataset, split=args.split, limit=args.limit, teachers=args.teacher,
+                             n_cots=args.n_cots, k_evals=args.k_evals, temperature=args.temperature,
+                             max_tokens=args.max_tokens, eval_max_tokens=args.eval_max_tokens, seed=args.seed,
+                             base_url=args.base_url, budget_usd=args.budget, timeout_s=args.timeout,
+                             retry_failed=args.retry_failed)
+    examples = pipeline.select_examples(conn, cfg.dataset, cfg.split, cfg.limit)
+    cfg.templates = pipeline.resolve_templates(conn, {e["task_type"] for e in examples})
+    return cfg
+
+
+def check_keys(specs: list[str], base_url: str | None) -> None:
+    """Fail before queuing when an API teacher has no key (the job would only fail later)."""
+    for spec in specs:
+        provider, _ = parse_spec(spec)
+        if provider in keys.ENV_VARS:
+            keys.get_key(provider, required=base_url is None)
+
+
+def print_estimate(est: pricing.Estimate, as_json: bool) -> None:
+    d = est.as_dict()
+    if as_json:
+        print(json.dumps(d))
+        return
+    print(f"requests      {d['requests']} ({d['cached']} already answered, {d['to_send']} to send)")
+    print(f"input tokens  ~{d['input_tokens']}")
+    print(f"output tokens at most {d['max_output_tokens']}")
+    print(f"cost          at most ${d['cost_usd']:.4f}")
+    for spec, t in d["by_teacher"].items():
+        print(f"  {spec:28} {t['requests']:>6} requests  ${t['cost_usd']:.4f}")
+    if d["unpriced"]:
+        print(f"no price for: {', '.join(d['unpriced'])} (counted as $0; `prices set` adds one)")
+
+
+def cmd_generate(args) -> int:
+    conn = store.connect()
+    cfg = build_config(conn, args)
+    for spec in cfg.teachers:
+        parse_spec(spec)
+    est = pipeline.estimate(conn, cfg)
+    if args.estimate:
+        print_estimate(est, args.json)
+        return 0
+    check_keys(cfg.teachers, cfg.base_url)
+    run_id = jobs.submit(conn, "generate", cfg.as_dict(), name=args.name or f"generate {cfg.dataset}/{cfg.split}",
+                         device=args.device)
+    print(f"run {run_id}: generate queued ({est.requests} requests, at most ${est.cost_usd:.4f})")
+    return cli_wait(conn, run_id) if args.wait else 0
+
+
+def cli_wait(conn, run_id: int) -> int:
+    from mirror_core.cli import print_wait
+
+    return print_wait(conn, run_id)
+
+
+def cmd_prompts_list(args) -> int:
+    for t in prompts.list_templates(store.connect()):
+        print(f"{t['name']:24} {t['kind']:10} v{t['version']} ({t['versions']} version(s))")
+    return 0
+
+
+def cmd_prompts_show(args) -> int:
+    t = prompts.get(store.connect(), args.name, args.version)
+    print(f"# {t.name} v{t.version} ({t.kind})")
+    print(t.body)
+    return 0
+
+
+def cmd_prompts_edit(args) -> int:
+    body = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    t = prompts.edit(store.connect(), args.name, body, args.kind)
+    print(f"{t.name} is now v{t.version}")
+    return 0
+
+
+def cmd_prices_list(args) -> int:
+    for r in pricing.price_rows(store.connect()):
+        print(f"{r['provider']:10} {r['model']:28} in ${r['input_per_mtok']}/Mtok  out ${r['output_per_mtok']}/Mtok")
+    return 0
+
+
+def cmd_prices_set(args) -> int:
+    pricing.set_price(store.connect(), args.provider, args.model, args.input_per_mtok, args.output_per_mtok)
+    print(f"price of {args.provider}:{args.model} set")
+    return 0
