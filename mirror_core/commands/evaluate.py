@@ -1,0 +1,145 @@
+"""`eval`, `compare` and `experiment`: evaluate students, compare two runs, run the method comparison.
+
+`eval` always ends with one line of JSON (accuracy, ece, brier, auroc, n, ...) so scripts can read it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from mirror_core import jobs, store
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a finished train run on a split (accuracy, calibration, votes)")
+    p.add_argument("--run", type=int, required=True, help="train run id")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--limit", type=int, help="only the first N examples of the split")
+    p.add_argument("--samples", type=int, default=1, help="sampled CoTs per question for voting (default 1: greedy only)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--dataset", help="dataset name or id (default: the run's snapshot's dataset)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    p.add_argument("--wait", action="store_true", help="stay until the job ends (the default)")
+    p.add_argument("--background", action="store_true", help="only queue the job; print its id as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("compare", help="compare two evaluated runs (eval or train run ids): table and per-example diff")
+    p.add_argument("a", type=int)
+    p.add_argument("b", type=int)
+    p.add_argument("--csv", help="write the per-example diff as CSV here")
+    p.add_argument("--png", help="write accuracy, reliability, abstention and loss plots as PNG here")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("experiment", help="train and evaluate answer-only, step-by-step and Mind's Mirror alike")
+    p.add_argument("--dataset", default="gsm8k")
+    p.add_argument("--student", default="smollm2")
+    p.add_argument("--max-steps", type=int, default=200)
+    p.add_argument("--limit", type=int, default=200, help="test examples to evaluate")
+    p.add_argument("--train-limit", type=int, help="training examples (default: all in the snapshot)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--samples", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="folder for the table (CSV, JSON, Markdown) and plots")
+    p.set_defaults(func=cmd_experiment)
+
+
+def _fmt(x, pct=False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
+
+
+def print_result(res: dict, out=sys.stdout) -> None:
+    """The figures of one eval as lines a person reads."""
+    print(f"accuracy {_fmt(res.get('accuracy'), True)} [{_fmt(res.get('accuracy_lo'), True)}, "
+          f"{_fmt(res.get('accuracy_hi'), True)}] on {res.get('n')} {res.get('split', '')} examples "
+          f"({res.get('no_answer', 0)} without an answer)", file=out)
+    print(f"self-evaluation: ECE {_fmt(res.get('ece'))} (equal-mass {_fmt(res.get('ece_mass'))}), "
+          f"Brier {_fmt(res.get('brier'))}, AUROC {_fmt(res.get('auroc'))}, verdicts {res.get('verdicts')}", file=out)
+    if res.get("vote"):
+        v = res["vote"]
+        print(f"self-consistency over {v['samples_per_question']} samples: majority "
+              f"{_fmt(v['majority']['accuracy'], True)}, verdict-weighted {_fmt(v['weighted']['accuracy'], True)}", file=out)
+    for ev, t in (res.get("teacher") or {}).items():
+        print(f"teacher {ev} self-evaluation on the training CoTs: n {t['n']}, ECE {_fmt(t['ece'])}, "
+              f"Brier {_fmt(t['brier'])}, AUROC {_fmt(t['auroc'])}, verdict accuracy {_fmt(t['verdict_accuracy'], True)}",
+              file=out)
+
+
+def _summary_json(res: dict, run_id: int) -> str:
+    keep = {k: v for k, v in res.items() if k not in ("abstention", "reliability_mass")}
+    keep["eval_run"] = run_id
+    return json.dumps(keep, allow_nan=False)
+
+
+def cmd_eval(args) -> int:
+    from mirror_core.cli import print_wait
+    from mirror_core.evaluation.runner import EvalConfig
+
+    conn = store.connect()
+    train = jobs.get(conn, args.run)
+    cfg = {"train_run": args.run, "split": args.split, "samples": args.samples, "max_new_tokens": args.max_new_tokens,
+           "batch_size": args.batch_size}
+    if args.limit:
+        cfg["limit"] = args.limit
+    if args.dataset:
+        cfg["dataset"] = args.dataset
+    EvalConfig.from_dict(cfg)  # refuse bad settings before queuing anything
+    run_id = jobs.submit(conn, "eval", cfg, name=f"eval of run {args.run} on {args.split}",
+                         snapshot_id=train["snapshot_id"], parent_run_id=args.run, device=args.device)
+    if args.background:
+        print(json.dumps({"eval_run": run_id, "status": "queued"}))
+        return 0
+    print(f"eval run {run_id} queued", file=sys.stderr)
+    rc = print_wait(conn, run_id)
+    if rc:
+        return rc
+    res = store.loads(jobs.get(conn, run_id)["result"])
+    print_result(res)
+    print(_summary_json(res, run_id))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from mirror_core.evaluation import compare, plots
+
+    conn = store.connect()
+    a, b = compare.resolve_eval(conn, args.a), compare.resolve_eval(conn, args.b)
+    table = {r["eval_run"]: r for r in compare.runs_table(conn)}
+    for r in (table[a["id"]], table[b["id"]]):
+        print(f"eval {r['eval_run']:>4}  {r['method']:<14} student {r['student']}  snapshot {r['snapshot']}  "
+              f"accuracy {_fmt(r['accuracy'], True)} [{_fmt(r['accuracy_lo'], True)}, {_fmt(r['accuracy_hi'], True)}]"
+              f"  ECE {_fmt(r['ece'])}  Brier {_fmt(r['brier'])}  AUROC {_fmt(r['auroc'])}"
+              f"  teacher cost ${r['teacher_cost_usd']:.4f}")
+    rows = compare.example_diff(conn, a["id"], b["id"])
+    counts = compare.diff_counts(rows)
+    print(f"from {a['id']} to {b['id']}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for r in rows:
+        if r["category"] in ("fixed", "broken"):
+            print(f"  {r['category']:<6} example {r['example_id']}: gold {r['gold']}, {a['id']} said {r['a_answer']},"
+                  f" {b['id']} said {r['b_answer']}; teacher CoTs {r['rationale_ids']}")
+    out = {"a": a["id"], "b": b["id"], **counts,
+           "accuracy_a": table[a["id"]]["accuracy"], "accuracy_b": table[b["id"]]["accuracy"]}
+    if args.csv:
+        out["csv"] = str(compare.export_csv(rows, args.csv))
+    if args.png:
+        results = {plots.label(table[x]): store.loads(jobs.get(conn, x)["result"]) for x in (a["id"], b["id"])}
+        losses = {plots.label(table[x]): plots.loss_series(conn, table[x]["train_run"]) for x in (a["id"], b["id"])
+                  if table[x]["train_run"]}
+        path, engine = plots.save_png(args.png, [table[a["id"]], table[b["id"]]], results, losses)
+        out["png"], out["png_engine"] = str(path), engine
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from mirror_core.evaluation import experiment
+
+    summary = experiment.run_experiment(
+        dataset=args.dataset, student=args.student, max_steps=args.max_steps, limit=args.limit,
+        train_limit=args.train_limit, max_new_tokens=args.max_new_tokens, samples=args.samples,
+        device=args.device, out=args.out, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(summary))
+    return 0

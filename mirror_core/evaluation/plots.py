@@ -1,0 +1,162 @@
+"""Figures of a comparison: plotly for the app, and a PNG export (plotly+kaleido, else matplotlib).
+
+Inputs are plain data (runs-table rows, eval results, loss series) so the page, the CLI and the
+experiment draw the same figures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from mirror_core.errors import EvaluationError
+
+
+def label(row: dict[str, Any]) -> str:
+    return f"#{row['eval_run']} {row['method']}"
+
+
+def loss_series(conn: sqlite3.Connection, train_run: int) -> dict[str, list[tuple[int, float]]]:
+    """A train run's loss-like metrics ('loss', 'loss/answer', 'dev/loss', ...) as {key: [(step, value)]}."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for r in conn.execute("SELECT step, key, value FROM metrics WHERE run_id = ? AND key LIKE '%loss%'"
+                          " ORDER BY key, step", (train_run,)):
+        out.setdefault(r["key"], []).append((r["step"], r["value"]))
+    return out
+
+
+def accuracy_bars(rows: list[dict[str, Any]]):
+    import plotly.graph_objects as go
+
+    rows = [r for r in rows if r.get("accuracy") is not None]
+    fig = go.Figure(go.Bar(
+        x=[label(r) for r in rows], y=[r["accuracy"] for r in rows],
+        error_y=dict(type="data", symmetric=False,
+                     array=[(r["accuracy_hi"] or r["accuracy"]) - r["accuracy"] for r in rows],
+                     arrayminus=[r["accuracy"] - (r["accuracy_lo"] or r["accuracy"]) for r in rows])))
+    fig.update_layout(title="Accuracy (95% bootstrap interval)", yaxis=dict(range=[0, 1], title="accuracy"))
+    return fig
+
+
+def reliability_figure(results: dict[str, dict[str, Any]]):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"),
+                               name="perfect calibration"))
+    for name, res in results.items():
+        bins = res.get("reliability") or []
+        fig.add_trace(go.Scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins],
+                                 mode="lines+markers", name=f"{name} (ECE {res.get('ece') or 0:.3f})",
+                                 text=[f"{b['count']} items" for b in bins]))
+    fig.update_layout(title="Reliability of self-evaluation", xaxis=dict(range=[0, 1], title="confidence P(correct)"),
+                      yaxis=dict(range=[0, 1], title="accuracy"))
+    return fig
+
+
+def abstention_figure(results: dict[str, dict[str, Any]]):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, res in results.items():
+        pts = res.get("abstention") or []
+        fig.add_trace(go.Scatter(x=[p["coverage"] for p in pts], y=[p["accuracy"] for p in pts],
+                                 mode="lines+markers", name=name))
+    fig.update_layout(title="Abstaining on low self-confidence", xaxis=dict(range=[0, 1], title="coverage"),
+                      yaxis=dict(range=[0, 1], title="accuracy of answered"))
+    return fig
+
+
+def loss_figure(series: dict[str, dict[str, list[tuple[int, float]]]]):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for run, keys in series.items():
+        for key, pts in keys.items():
+            fig.add_trace(go.Scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="lines", name=f"{run} {key}"))
+    fig.update_layout(title="Training loss", xaxis_title="step", yaxis_title="loss")
+    return fig
+
+
+def png_engine() -> str | None:
+    """'kaleido' (plotly's exporter), 'matplotlib', or None when neither is installed."""
+    if importlib.util.find_spec("kaleido") is not None:
+        return "kaleido"
+    if importlib.util.find_spec("matplotlib") is not None:
+        return "matplotlib"
+    return None
+
+
+def save_png(path: str | Path, rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
+             losses: dict[str, dict[str, list[tuple[int, float]]]] | None = None) -> tuple[Path, str]:
+    """One PNG with accuracy bars, reliability diagrams, abstention and loss curves; returns (path, engine)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = png_engine()
+    if engine == "kaleido":
+        try:
+            _save_plotly(path, rows, results, losses or {})
+            return path, engine
+        except Exception:  # noqa: BLE001 - kaleido needs a Chrome; without one fall back to matplotlib
+            if importlib.util.find_spec("matplotlib") is None:
+                raise
+            engine = "matplotlib"
+    if engine == "matplotlib":
+        _save_matplotlib(path, rows, results, losses or {})
+        return path, engine
+    raise EvaluationError("Cannot write a PNG: neither kaleido nor matplotlib is installed "
+                          "(pip install matplotlib). The CSV export works without them.")
+
+
+def _save_plotly(path, rows, results, losses) -> None:
+    from plotly.subplots import make_subplots
+
+    figs = [accuracy_bars(rows), reliability_figure(results), abstention_figure(results), loss_figure(losses)]
+    grid = make_subplots(rows=2, cols=2, subplot_titles=[f.layout.title.text for f in figs])
+    for k, f in enumerate(figs):
+        for tr in f.data:
+            grid.add_trace(tr, row=k // 2 + 1, col=k % 2 + 1)
+    grid.update_layout(width=1200, height=900, showlegend=True)
+    grid.write_image(str(path))
+
+
+def _save_matplotlib(path, rows, results, losses) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 2, figsize=(13, 9))
+    rows = [r for r in rows if r.get("accuracy") is not None]
+    a = ax[0][0]
+    acc = [r["accuracy"] for r in rows]
+    err = [[x - (r["accuracy_lo"] or x) for x, r in zip(acc, rows)], [(r["accuracy_hi"] or x) - x for x, r in zip(acc, rows)]]
+    a.bar(range(len(rows)), acc, yerr=err, capsize=4, color="#4c78a8")
+    a.set_xticks(range(len(rows)), [label(r) for r in rows], rotation=15, fontsize=8)
+    a.set_ylim(0, 1)
+    a.set_title("Accuracy (95% bootstrap interval)")
+    a = ax[0][1]
+    a.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    for name, res in results.items():
+        bins = res.get("reliability") or []
+        a.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-",
+               label=f"{name} (ECE {res.get('ece') or 0:.3f})")
+    a.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence P(correct)", ylabel="accuracy", title="Reliability of self-evaluation")
+    a.legend(fontsize=7)
+    a = ax[1][0]
+    for name, res in results.items():
+        pts = res.get("abstention") or []
+        a.plot([p["coverage"] for p in pts], [p["accuracy"] for p in pts], ".-", label=name)
+    a.set(xlim=(0, 1), ylim=(0, 1), xlabel="coverage", ylabel="accuracy of answered", title="Abstaining on low self-confidence")
+    a.legend(fontsize=7)
+    a = ax[1][1]
+    for run, keys in losses.items():
+        for key, pts in keys.items():
+            a.plot([s for s, _ in pts], [v for _, v in pts], label=f"{run} {key}")
+    a.set(xlabel="step", ylabel="loss", title="Training loss")
+    if losses:
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
