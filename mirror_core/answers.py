@@ -57,6 +57,7 @@ _ANSWER_PHRASE_RE = re.compile(
     re.IGNORECASE,
 )
 _PLAIN_INT_RE = re.compile(r"-?\d+")
+_GROUPED_INT_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+")
 _HAS_OP_RE = re.compile(r"[\d)]\s*[-+*/^x\u00d7\u00f7]\s*[-\u2212\d(]")
 _EXPR_CHARS_RE = re.compile(r"^[\d\s.,+\-*/()^x\u00d7\u00f7\u2212]+$")
 
@@ -204,6 +205,8 @@ def _normalize_numeric_gold(answer: Any) -> str:
     text = str(answer).strip()
     if _PLAIN_INT_RE.fullmatch(text):  # fast path: most golds are plain integers
         return str(int(text))
+    if _GROUPED_INT_RE.fullmatch(text):  # "1,234"
+        return str(int(text.replace(",", "")))
     if "####" in text:
         m = list(_HASHES_RE.finditer(text))[-1]
         value = _value_of_tail(m.group("tail"))

@@ -1,0 +1,124 @@
+"""Import benchmark: our streaming importer vs pandas `read_json(lines=True)` + `to_sql`, in the same run.
+
+Makes a JSONL file of N rows (default 200,000; GSM-like question, numeric gold, rationale, split), then
+imports it with each method in its own subprocess and reports rows/s and peak memory. Peak memory is the
+child's own `ru_maxrss`; "growth" is the peak minus the peak before the import started (after imports
+of libraries), i.e. what the import itself needed. Both are also run at N/4 rows to show how memory
+scales with the file size: ours should stay flat, pandas grows with the file.
+
+    .venv/bin/python bench/import_bench.py [--rows 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def make_file(path: Path, rows: int) -> None:
+    rng = random.Random(0)
+    names = ["Janet", "Tom", "Aisha", "Wei", "Carlos", "Priya"]
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(rows):
+            a, b, c = rng.randint(2, 999), rng.randint(2, 99), rng.randint(1, 50)
+            name = rng.choice(names)
+            f.write(json.dumps({
+                "id": f"b{i}",
+                "question": f"{name} has {a:,} marbles and buys {b} bags of {c} more. How many marbles now?",
+                "answer": f"{a + b * c:,}",
+                "rationale": f"{name} buys {b} * {c} = {b * c} marbles. In total {a} + {b * c} = {a + b * c}.",
+                "split": "test" if i % 10 == 0 else "train",
+            }) + "\n")
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def worker(method: str, path: str, home: str) -> None:
+    if method == "ours":
+        from mirror_core import store
+        from mirror_core.data.importing import import_source
+
+        conn = store.connect(home)
+        base = _maxrss_mb()
+        t0 = time.perf_counter()
+        result = import_source(conn, path, name="bench")
+        elapsed = time.perf_counter() - t0
+        rows = result.rows
+    else:
+        import sqlite3
+
+        import pandas as pd
+
+        conn = sqlite3.connect(Path(home) / "baseline.sqlite3")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        base = _maxrss_mb()
+        t0 = time.perf_counter()
+        df = pd.read_json(path, lines=True, dtype=False)
+        df.to_sql("examples", conn, if_exists="append", index=False)
+        conn.commit()
+        elapsed = time.perf_counter() - t0
+        rows = conn.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
+    print(json.dumps({"rows": rows, "seconds": elapsed, "peak_mb": _maxrss_mb(), "base_mb": base}))
+
+
+def run(method: str, path: Path, tmp: Path) -> dict:
+    home = tempfile.mkdtemp(dir=tmp, prefix=f"{method}-")
+    env = {**os.environ, "MIRROR_HOME": home, "HF_HUB_OFFLINE": "1"}
+    env.pop("DATABASE_URL", None)
+    out = subprocess.run([sys.executable, __file__, "--worker", method, str(path), home], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{method} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--worker", nargs=3, metavar=("METHOD", "FILE", "HOME"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    with tempfile.TemporaryDirectory(prefix="import-bench-") as d:
+        tmp = Path(d)
+        results = {}
+        for n in (args.rows // 4, args.rows):
+            path = tmp / f"rows{n}.jsonl"
+            make_file(path, n)
+            size_mb = path.stat().st_size / 2**20
+            for method in ("ours", "pandas"):
+                r = run(method, path, tmp)
+                assert r["rows"] == n, r
+                results[(method, n)] = r
+                print(f"{method:7} {n:>8,} rows ({size_mb:6.1f} MB): {n / r['seconds']:>10,.0f} rows/s  "
+                      f"{r['seconds']:6.2f} s  peak RSS {r['peak_mb']:7.1f} MB  growth {r['peak_mb'] - r['base_mb']:7.1f} MB",
+                      flush=True)
+        n = args.rows
+        ours, pand = results[("ours", n)], results[("pandas", n)]
+        grow = lambda r: r["peak_mb"] - r["base_mb"]  # noqa: E731
+        print(f"\nspeed ours/pandas at {n:,} rows: {pand['seconds'] / ours['seconds']:.2f}x "
+              f"(>= 1.0 means at least as fast)")
+        print(f"peak RSS ours/pandas: {ours['peak_mb'] / pand['peak_mb']:.2f}x; "
+              f"import growth ours {grow(ours):.1f} MB vs pandas {grow(pand):.1f} MB")
+        small = results[("ours", n // 4)]
+        print(f"memory vs file size (x4 rows): ours growth {grow(small):.1f} -> {grow(ours):.1f} MB, "
+              f"pandas {grow(results[('pandas', n // 4)]):.1f} -> {grow(pand):.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
