@@ -394,3 +394,39 @@ def m004_loop_rounds(db: sqlite3.Connection) -> None:
         PRIMARY KEY (run_id, round, step)
     );
     """)
+
+
+@migration
+def m005_review_peer_disagreement(db: sqlite3.Connection) -> None:
+    """`rationales.peers_disagree` = 1 when the CoTs (same kind) of its question reach different answers.
+
+    Kept by triggers so the Review page's "CoTs disagree" filter and counts are a column test.
+    """
+    db.executescript("""
+    ALTER TABLE rationales ADD COLUMN peers_disagree INTEGER NOT NULL DEFAULT 0;
+    UPDATE rationales SET peers_disagree = (
+        SELECT COUNT(DISTINCT x.parsed_answer) > 1 FROM rationales x
+        WHERE x.example_id = rationales.example_id AND x.kind = rationales.kind);
+    CREATE TRIGGER rationales_disagree_ai AFTER INSERT ON rationales BEGIN
+        UPDATE rationales SET peers_disagree = (
+            SELECT COUNT(DISTINCT x.parsed_answer) > 1 FROM rationales x
+            WHERE x.example_id = NEW.example_id AND x.kind = NEW.kind)
+        WHERE example_id = NEW.example_id AND kind = NEW.kind;
+    END;
+    CREATE TRIGGER rationales_disagree_au AFTER UPDATE OF parsed_answer, example_id, kind ON rationales BEGIN
+        UPDATE rationales SET peers_disagree = (
+            SELECT COUNT(DISTINCT x.parsed_answer) > 1 FROM rationales x
+            WHERE x.example_id = OLD.example_id AND x.kind = OLD.kind)
+        WHERE example_id = OLD.example_id AND kind = OLD.kind;
+        UPDATE rationales SET peers_disagree = (
+            SELECT COUNT(DISTINCT x.parsed_answer) > 1 FROM rationales x
+            WHERE x.example_id = NEW.example_id AND x.kind = NEW.kind)
+        WHERE example_id = NEW.example_id AND kind = NEW.kind;
+    END;
+    CREATE TRIGGER rationales_disagree_ad AFTER DELETE ON rationales BEGIN
+        UPDATE rationales SET peers_disagree = (
+            SELECT COUNT(DISTINCT x.parsed_answer) > 1 FROM rationales x
+            WHERE x.example_id = OLD.example_id AND x.kind = OLD.kind)
+        WHERE example_id = OLD.example_id AND kind = OLD.kind;
+    END;
+    """)
