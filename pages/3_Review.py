@@ -29,6 +29,7 @@ def conn():
     url = config.database_url()
     if ss.get("_review_url") != url:  # one connection per browser session (and per project home)
         ss["_review_conn"], ss["_review_url"] = store.connect(), url
+        ss["_review_cache"] = {}  # counts memoised until anyone commits (see queries._cached)
     return ss["_review_conn"]
 
 
@@ -86,30 +87,27 @@ st.title("🔍 Review")
 for msg in ss.pop("_review_problems", []):
     st.warning(f"Link filter {msg}.")
 
+cache = ss["_review_cache"]
 try:
-    facets = queries.facet_counts(db, f)
-    # A facet's own options are counted without that facet, so every option shows what picking it gives.
-    own = {name: queries.facet_counts(db, f.replace(**{name: None}))
-           for name in ("split", "teacher", "status") if getattr(f, name)}
+    # Each option's count is what picking it would give with the other filters kept.
+    facets = queries.facet_counts(db, f, cache)
     search_error = None
 except MirrorError as exc:
     search_error = str(exc)
-    facets = queries.facet_counts(db, f.replace(q=""))
-    own = {}
+    facets = queries.facet_counts(db, f.replace(q=""), cache)
 
 
 def opts(name, values):
     return [""] + list(values)
 
 
-def label(name, facet_key, counts_key=None):
+def label(name, facet_key):
     def fmt(value):
         if value == "":
             return "any"
         text = LABELS.get(name, {}).get(value, value)
-        src = own.get(name, facets)[facet_key] if facet_key else None
-        n = (src or {}).get(counts_key(value) if counts_key else value)
-        return f"{text} ({n:,})" if n is not None else text
+        n = facets[facet_key].get(value, 0)
+        return f"{text} ({n:,})"
     return fmt
 
 

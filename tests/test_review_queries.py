@@ -200,3 +200,39 @@ def test_migration_backfills_search_and_counters(home):
     assert db.execute("SELECT v_correct FROM rationales").fetchone()[0] == 1
     for word in ("wombats", "dig", "sound"):
         assert queries.matching_ids(db, ReviewFilter(q=word)) == [1]
+
+
+def test_facet_options_are_counted_with_the_other_filters_only(conn):
+    seeded(conn, questions=12)
+    rows = cots(conn)
+    fc = queries.facet_counts(conn, ReviewFilter(teacher="fake", correct="no"))
+    # teacher options: counted with correct=no but without teacher=fake
+    assert fc["by_teacher"] == dict(Counter(r["author"] for r in rows if r["correct"] == 0))
+    assert fc["correct"]["yes"] == sum(1 for r in rows if r["author"] == "fake" and r["correct"] == 1)
+    assert fc["cots"] == sum(1 for r in rows if r["author"] == "fake" and r["correct"] == 0)
+
+
+def test_cached_counts_follow_writes_from_any_connection(home, conn):
+    seeded(conn, questions=6)
+    cache: dict = {}
+    f = ReviewFilter(status="rejected")
+    assert queries.facet_counts(conn, f, cache)["cots"] == 0
+    other = store.connect(home)
+    other.execute("UPDATE rationales SET status = 'rejected' WHERE id IN (1, 2)")
+    assert queries.facet_counts(conn, f, cache)["cots"] == 2  # another session's commit
+    conn.execute("UPDATE rationales SET status = 'rejected' WHERE id = 3")
+    assert queries.facet_counts(conn, f, cache)["cots"] == 3  # our own write
+    assert queries.count(conn, f, cache) == {"cots": 3, "questions": len({r["example_id"] for r in cots(conn)
+                                                                          if r["id"] <= 3})}
+    other.close()
+
+
+def test_peer_disagreement_flag_follows_edits(conn):
+    seeded(conn, questions=3, cots_per_question=2)
+    a, b = [r for r in cots(conn) if r["example_id"] == cots(conn)[0]["example_id"]]
+    conn.execute("UPDATE rationales SET parsed_answer = '1' WHERE id IN (?, ?)", (a["id"], b["id"]))
+    assert {a["id"], b["id"]}.isdisjoint(queries.matching_ids(conn, ReviewFilter(cots_disagree=True)))
+    conn.execute("UPDATE rationales SET parsed_answer = '2' WHERE id = ?", (b["id"],))
+    assert {a["id"], b["id"]} <= set(queries.matching_ids(conn, ReviewFilter(cots_disagree=True)))
+    conn.execute("DELETE FROM rationales WHERE id = ?", (b["id"],))
+    assert a["id"] not in queries.matching_ids(conn, ReviewFilter(cots_disagree=True))

@@ -81,8 +81,7 @@ def where(f: ReviewFilter) -> tuple[str, str, list[Any]]:
     if f.verdict_vs_gold:
         clauses.append(_VERDICT_VS_GOLD)
     if f.cots_disagree:
-        clauses.append(f"r.example_id IN ({_DISAGREE_SUBQUERY})")
-        params.append(f.kind)
+        clauses.append("r.peers_disagree = 1")
     if f.edited:
         clauses.append("r.revision > 0" if f.edited == "yes" else "r.revision = 0")
     if f.status:
@@ -104,8 +103,11 @@ def where(f: ReviewFilter) -> tuple[str, str, list[Any]]:
 
 
 _VERDICT_VS_GOLD = "((r.correct = 0 AND r.v_correct > 0) OR (r.correct = 1 AND r.v_wrong > 0))"
-_DISAGREE_SUBQUERY = ("SELECT example_id FROM rationales WHERE kind = ? AND parsed_answer IS NOT NULL"
-                      " GROUP BY example_id HAVING COUNT(DISTINCT parsed_answer) > 1")
+
+
+def _from(f: ReviewFilter) -> str:
+    """The FROM clause: examples are joined only when a filter needs them (a join costs on 100k rows)."""
+    return _FROM if (f.dataset or f.split) else "FROM rationales r"
 
 
 def _run(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[sqlite3.Row]:
@@ -120,53 +122,109 @@ def _run(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[sqlite3.
 def matching_ids(conn: sqlite3.Connection, f: ReviewFilter) -> list[int]:
     """Ids of every CoT the filter selects (for bulk actions; ids only, not rows)."""
     w, c, p = where(f)
-    return [r[0] for r in _run(conn, f"{w}SELECT r.id {_FROM} WHERE {c} ORDER BY r.id", p)]
+    return [r[0] for r in _run(conn, f"{w}SELECT r.id {_from(f)} WHERE {c} ORDER BY r.id", p)]
 
 
-def count(conn: sqlite3.Connection, f: ReviewFilter) -> dict[str, int]:
-    """How many CoTs and questions the filter selects."""
-    w, c, p = where(f)
-    row = _run(conn, f"{w}SELECT COUNT(*), COUNT(DISTINCT r.example_id) {_FROM} WHERE {c}", p)[0]
-    return {"cots": row[0], "questions": row[1]}
+def count(conn: sqlite3.Connection, f: ReviewFilter, cache: dict | None = None) -> dict[str, int]:
+    """How many CoTs and questions the filter selects (memoised in `cache` until the data changes)."""
+    def compute():
+        w, c, p = where(f)
+        row = _run(conn, f"{w}SELECT COUNT(*), COUNT(DISTINCT r.example_id) {_from(f)} WHERE {c}", p)[0]
+        return {"cots": row[0], "questions": row[1]}
+    return _cached(conn, cache, ("count", f.replace(sort="question")), compute)
 
 
-def facet_counts(conn: sqlite3.Connection, f: ReviewFilter) -> dict[str, Any]:
-    """Counts within the current selection, per filter value: one grouped scan.
+def _token(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Changes when anyone commits: data_version covers other connections, total_changes this one."""
+    return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
 
-    Returns cots, questions, by_teacher, by_status, by_split, correct{yes,no,unknown},
-    verdict{any_wrong,any_uncertain,all_correct,none}, verdict_vs_gold, edited{yes,no}, cots_disagree.
+
+def _cached(conn, cache, key, compute):
+    if cache is None:
+        return compute()
+    token = _token(conn)
+    if cache.get("_token") != token:
+        cache.clear()
+        cache["_token"] = token
+    if key not in cache:
+        if len(cache) > 64:
+            cache.clear()
+            cache["_token"] = token
+        cache[key] = compute()
+    return cache[key]
+
+
+# The facet cube: CoT counts grouped by every choice filter's dimension. Filters on these dimensions are
+# applied in Python over the (few hundred) groups, so changing one needs no new scan of the store.
+_CUBE_SQL = (
+    "SELECT e.split, r.author, r.status, r.correct, r.v_wrong > 0, r.v_uncertain > 0,"
+    " (r.v_correct > 0 AND r.v_wrong = 0 AND r.v_uncertain = 0), (r.v_correct + r.v_wrong + r.v_uncertain = 0),"
+    f" {_VERDICT_VS_GOLD}, r.peers_disagree, r.revision > 0, COUNT(*)"
+    " {from_} WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")
+_CORRECT = {"yes": 1, "no": 0, "unknown": None}
+_VERDICT_COL = {"any_wrong": 4, "any_uncertain": 5, "all_correct": 6, "none": 7}
+
+
+def _cube(conn: sqlite3.Connection, f: ReviewFilter, cache: dict | None) -> list[tuple]:
+    base = ReviewFilter(dataset=f.dataset, q=f.q, kind=f.kind)  # only what the cube cannot group by
+    def compute():
+        w, c, p = where(base)
+        return [tuple(r) for r in _run(conn, w + _CUBE_SQL.format(from_=_FROM, where=c), p)]
+    return _cached(conn, cache, ("cube", base), compute)
+
+
+def _passes(g: tuple, f: ReviewFilter) -> dict[str, bool]:
+    """Whether a cube group passes each choice filter of `f` (True where the filter is unset)."""
+    return {
+        "split": f.split is None or g[0] == f.split,
+        "teacher": f.teacher is None or g[1] == f.teacher,
+        "status": f.status is None or g[2] == f.status,
+        "correct": f.correct is None or g[3] == _CORRECT[f.correct],
+        "verdict": f.verdict is None or bool(g[_VERDICT_COL[f.verdict]]),
+        "verdict_vs_gold": not f.verdict_vs_gold or bool(g[8]),
+        "cots_disagree": not f.cots_disagree or bool(g[9]),
+        "edited": f.edited is None or bool(g[10]) == (f.edited == "yes"),
+    }
+
+
+def facet_counts(conn: sqlite3.Connection, f: ReviewFilter, cache: dict | None = None) -> dict[str, Any]:
+    """Counts per filter value: for each filter, how many CoTs each of its options would select given
+    all the *other* current filters (so every option shows what picking it gives).
+
+    Returns cots and questions (under all filters), by_teacher, by_status, by_split,
+    correct{yes,no,unknown}, verdict{any_wrong,any_uncertain,all_correct,none}, verdict_vs_gold,
+    edited{yes,no}, cots_disagree. Pass a dict as `cache` to reuse work across calls until the data changes.
     """
-    w, c, p = where(f)
-    sql = (f"{w}SELECT r.author, r.status, e.split, COUNT(*) AS n,"
-           " SUM(r.correct = 1), SUM(r.correct = 0), SUM(r.correct IS NULL),"
-           " SUM(r.v_wrong > 0), SUM(r.v_uncertain > 0),"
-           " SUM(r.v_correct > 0 AND r.v_wrong = 0 AND r.v_uncertain = 0),"
-           " SUM(r.v_correct + r.v_wrong + r.v_uncertain = 0),"
-           f" SUM({_VERDICT_VS_GOLD}), SUM(r.revision > 0),"
-           f" SUM(r.example_id IN ({_DISAGREE_SUBQUERY}))"
-           f" {_FROM} WHERE {c} GROUP BY r.author, r.status, e.split")
     out: dict[str, Any] = {"cots": 0, "by_teacher": Counter(), "by_status": Counter(), "by_split": Counter(),
                            "correct": Counter(), "verdict": Counter(), "verdict_vs_gold": 0,
                            "edited": Counter(), "cots_disagree": 0}
-    # The disagreement subquery's parameter sits after the filter's own parameters in the SELECT list,
-    # which SQLite binds before the WHERE clause: put it first among the non-CTE parameters.
-    n_cte = 1 if f.q.strip() else 0
-    params = p[:n_cte] + [f.kind] + p[n_cte:]
-    for row in _run(conn, sql, params):
-        author, status, split, n = row[0], row[1], row[2], row[3]
-        out["cots"] += n
-        out["by_teacher"][author] += n
-        out["by_status"][status] += n
-        out["by_split"][split] += n
-        for key, value in zip(("yes", "no", "unknown"), row[4:7]):
-            out["correct"][key] += value or 0
-        for key, value in zip(("any_wrong", "any_uncertain", "all_correct", "none"), row[7:11]):
-            out["verdict"][key] += value or 0
-        out["verdict_vs_gold"] += row[11] or 0
-        out["edited"]["yes"] += row[12] or 0
-        out["edited"]["no"] += n - (row[12] or 0)
-        out["cots_disagree"] += row[13] or 0
-    out["questions"] = count(conn, f)["questions"] if out["cots"] else 0
+    for g in _cube(conn, f, cache):
+        ok = _passes(g, f)
+        n = g[11]
+
+        def others(name):
+            return all(v for k, v in ok.items() if k != name)
+
+        if all(ok.values()):
+            out["cots"] += n
+        if others("teacher"):
+            out["by_teacher"][g[1]] += n
+        if others("status"):
+            out["by_status"][g[2]] += n
+        if others("split"):
+            out["by_split"][g[0]] += n
+        if others("correct"):
+            out["correct"][{1: "yes", 0: "no"}.get(g[3], "unknown")] += n
+        if others("verdict"):
+            for key, col in _VERDICT_COL.items():
+                out["verdict"][key] += n if g[col] else 0
+        if others("verdict_vs_gold") and g[8]:
+            out["verdict_vs_gold"] += n
+        if others("cots_disagree") and g[9]:
+            out["cots_disagree"] += n
+        if others("edited"):
+            out["edited"]["yes" if g[10] else "no"] += n
+    out["questions"] = count(conn, f, cache)["questions"] if out["cots"] else 0
     for key in ("by_teacher", "by_status", "by_split", "correct", "verdict", "edited"):
         out[key] = dict(out[key])
     return out
@@ -175,7 +233,7 @@ def facet_counts(conn: sqlite3.Connection, f: ReviewFilter) -> dict[str, Any]:
 def question_ids(conn: sqlite3.Connection, f: ReviewFilter, offset: int = 0, limit: int = 50) -> list[int]:
     """Example ids of matching questions in the filter's sort order, one page."""
     w, c, p = where(f)
-    sql = (f"{w}SELECT r.example_id {_FROM} WHERE {c} GROUP BY r.example_id"
+    sql = (f"{w}SELECT r.example_id {_from(f)} WHERE {c} GROUP BY r.example_id"
            f" ORDER BY {_QUESTION_ORDER[f.sort]} LIMIT ? OFFSET ?")
     return [r[0] for r in _run(conn, sql, p + [int(limit), int(offset)])]
 
