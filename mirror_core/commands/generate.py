@@ -26,8 +26,9 @@ def register(sub) -> None:
     p.add_argument("--n-cots", type=int, default=3, help="CoTs per question per teacher (default 3)")
     p.add_argument("--k-evals", type=int, default=2, help="self-evaluations per CoT (default 2)")
     p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--max-tokens", type=int, default=512, help="CoT length cap (default 512)")
-    p.add_argument("--eval-max-tokens", type=int, default=384, help="self-evaluation length cap (default 384)")
+    p.add_argument("--max-tokens", type=int, help="CoT length cap (default 512; 256 with only local teachers)")
+    p.add_argument("--eval-max-tokens", type=int,
+                   help="self-evaluation length cap (default 384; 160 with only local teachers)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--base-url", help="OpenAI-compatible (or Anthropic) server URL, e.g. http://localhost:11434/v1")
     p.add_argument("--budget", type=float, metavar="USD", help="stop cleanly once this much has been spent")
@@ -66,7 +67,17 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_prices_set)
 
 
+def default_max_tokens(specs: list[str]) -> tuple[int, int]:
+    """(CoT, self-evaluation) length caps: a small local model on a CPU gets shorter ones."""
+    if specs and all(parse_spec(s)[0] == "local" for s in specs):
+        return 256, 160
+    return 512, 384
+
+
 def build_config(conn, args) -> pipeline.GenConfig:
+    d_cot, d_eval = default_max_tokens(args.teacher)
+    args.max_tokens = args.max_tokens or d_cot
+    args.eval_max_tokens = args.eval_max_tokens or d_eval
     cfg = pipeline.GenConfig(dataset=args.dataset, split=args.split, limit=args.limit, teachers=args.teacher,
                              n_cots=args.n_cots, k_evals=args.k_evals, temperature=args.temperature,
                              max_tokens=args.max_tokens, eval_max_tokens=args.eval_max_tokens, seed=args.seed,

@@ -18,11 +18,18 @@ class LocalTeacher(Teacher):
     requests_per_minute = None
 
     def __init__(self, model: str = "smollm2", *, device: str | None = None, batch_size: int | None = None,
-                 dtype=None):
+                 dtype=None, threads: int | None = None):
+        import os
+
         import torch
 
         from mirror_core import models
 
+        # On a CPU shared with other busy processes, torch's spinning worker threads can slow a 135M model
+        # twentyfold; MIRROR_TORCH_THREADS (or `threads`) caps them.
+        threads = threads or int(os.environ.get("MIRROR_TORCH_THREADS", 0) or 0)
+        if threads:
+            torch.set_num_threads(threads)
         self.model = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size or (32 if self.device.startswith("cuda") else 8)
