@@ -57,9 +57,15 @@ class QuietReporter:
 
 # ---------------------------------------------------------------- students
 
+_TOKENIZERS: dict[str, Any] = {}
+
+
 def load_tokenizer(cfg: TrainConfig):
+    """The student's tokenizer, loaded once per process (loading it costs seconds on a busy CPU)."""
     spec = seq2seq.tokenizer_spec(cfg.student) if cfg.arch == "seq2seq" else cfg.student
-    return models.load_tokenizer(spec)
+    if spec not in _TOKENIZERS:
+        _TOKENIZERS[spec] = models.load_tokenizer(spec)
+    return _TOKENIZERS[spec]
 
 
 def base_model(student: str, arch: str, device: str, seed: int = 0, tokenizer=None):
