@@ -83,7 +83,7 @@ def sync_url() -> None:
 
 
 # ---------------------------------------------------------------- sidebar: filters with counts
-st.title("🔍 Review")
+st.title("Review")
 for msg in ss.pop("_review_problems", []):
     st.warning(f"Link filter {msg}.")
 
