@@ -1,0 +1,174 @@
+"""Generate: teachers write N CoTs per question and K self-evaluations per CoT, as a background job.
+
+Typed API keys live only in this browser session's memory and reach the job through the launched
+process's environment — never the job config, the database or a command line. Logic lives in mirror_core.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from mirror_core import jobs, prompts, store
+from mirror_core.errors import MirrorError
+from mirror_core.generation import calls, job as gen_job, pipeline, pricing
+from mirror_core.teachers import keys
+from mirror_core.teachers.registry import parse_spec
+
+st.set_page_config(page_title="Generate · Mind's Mirror Studio", page_icon="🪞", layout="wide")
+st.title("Generate")
+ss = st.session_state
+conn = store.connect()
+jobs.reap(conn)
+PRESETS = ["local", "fake", "fake:b", "anthropic:claude-haiku-4-5", "openai:gpt-4o-mini"]
+
+
+def keys_env() -> dict[str, str]:
+    """Keys typed on this page, as environment variables for the job process."""
+    return {var: ss[f"key_{p}"] for p, var in keys.ENV_VARS.items() if ss.get(f"key_{p}")}
+
+
+# ---------------------------------------------------------------- what to generate
+datasets = [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")]
+if not datasets:
+    st.info("No dataset yet. Import one on the Data page first (GSM8K is built in).")
+    st.stop()
+c1, c2, c3 = st.columns([2, 1, 1])
+dataset = c1.selectbox("Dataset", datasets, key="g_dataset")
+split = c2.selectbox("Split", ["train", "dev", "test"], key="g_split")
+limit = c3.number_input("Questions (0 = all)", min_value=0, value=20, step=10, key="g_limit")
+c1, c2 = st.columns([2, 2])
+teachers = c1.multiselect("Teachers", PRESETS, default=["local"], key="g_teachers",
+                          help="local = the offline SmolLM2-135M-Instruct; fake teachers are for tests.")
+extra = c2.text_input("More teachers (comma-separated specs)", key="g_extra",
+                      placeholder="openai:MODEL, local:PATH, replay:outputs.jsonl")
+specs = teachers + [s.strip() for s in extra.split(",") if s.strip()]
+only_local = bool(specs) and all(s.split(":")[0] == "local" for s in specs)
+c1, c2, c3, c4, c5 = st.columns(5)
+n_cots = c1.number_input("CoTs per question (N)", 1, 20, 3, key="g_n")
+k_evals = c2.number_input("Self-evaluations per CoT (K)", 0, 20, 2, key="g_k")
+temperature = c3.slider("Temperature", 0.0, 1.5, 0.7, 0.05, key="g_temp")
+max_tokens = c4.number_input("CoT max tokens", 16, 4096, 256 if only_local else 512, key="g_max")
+eval_max = c5.number_input("Self-eval max tokens", 16, 4096, 160 if only_local else 384, key="g_emax")
+c1, c2 = st.columns(2)
+base_url = c1.text_input("Base URL (OpenAI-compatible server, optional)", key="g_base_url") or None
+budget = c2.number_input("Budget cap in USD (0 = none)", min_value=0.0, value=0.0, step=1.0, key="g_budget")
+
+with st.expander("API keys (held in this browser session only)"):
+    for provider, var in keys.ENV_VARS.items():
+        have = keys.get_key(provider, required=False)
+        st.text_input(f"{provider} key" + (" — found in the environment" if have else f" (or set {var})"),
+                      type="password", key=f"key_{provider}")
+
+# ---------------------------------------------------------------- templates and prices
+with st.expander("Prompt templates"):
+    tlist = prompts.list_templates(conn)
+    name = st.selectbox("Template", [t["name"] for t in tlist], key="g_tpl",
+                        format_func=lambda n: next(f"{t['name']} (v{t['version']}, {t['kind']})" for t in tlist
+                                                   if t["name"] == n))
+    current = prompts.get(conn, name)
+    body = st.text_area("Body (system message above a line `---`, then the user message)", current.body,
+                        height=300, key=f"g_tpl_body_{name}_{current.version}")
+    if st.button("Save as a new version", key="g_tpl_save"):
+        try:
+            t = prompts.edit(conn, name, body)
+        except MirrorError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"{t.name} is now v{t.version}; new runs use it.")
+with st.expander("Prices (USD per million tokens)"):
+    st.dataframe(pd.DataFrame(pricing.price_rows(conn)), hide_index=True, key="g_prices")
+    c1, c2, c3, c4, c5 = st.columns([1, 2, 1, 1, 1])
+    pp = c1.selectbox("Provider", ["anthropic", "openai"], key="g_price_provider")
+    pm = c2.text_input("Model", key="g_price_model")
+    pin = c3.number_input("Input", min_value=0.0, key="g_price_in")
+    pout = c4.number_input("Output", min_value=0.0, key="g_price_out")
+    if c5.button("Set price", key="g_price_set") and pm:
+        pricing.set_price(conn, pp, pm, pin, pout)
+        st.rerun()
+
+# ---------------------------------------------------------------- estimate and launch
+cfg = None
+try:
+    if not specs:
+        raise MirrorError("Choose at least one teacher.")
+    for s in specs:
+        parse_spec(s)
+    cfg = pipeline.GenConfig(dataset=dataset, split=split, limit=int(limit) or None, teachers=specs,
+                             n_cots=int(n_cots), k_evals=int(k_evals), temperature=float(temperature),
+                             max_tokens=int(max_tokens), eval_max_tokens=int(eval_max), base_url=base_url,
+                             budget_usd=float(budget) or None)
+    est = pipeline.estimate(conn, cfg).as_dict()
+except MirrorError as exc:
+    st.warning(str(exc))
+else:
+    st.subheader("Estimate")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Requests", f"{est['requests']:,}")
+    m2.metric("Already answered", f"{est['cached']:,}")
+    m3.metric("Output tokens (at most)", f"{est['max_output_tokens']:,}")
+    m4.metric("Cost (at most)", f"${est['cost_usd']:.4f}")
+    if est["unpriced"]:
+        st.caption(f"No price for {', '.join(est['unpriced'])}: counted as $0. Add one under Prices.")
+    if st.button("Launch generation", type="primary", key="g_launch"):
+        try:
+            for s in specs:
+                provider = parse_spec(s)[0]
+                if provider in keys.ENV_VARS:
+                    keys.get_key(provider, ss.get(f"key_{provider}"), required=base_url is None)
+            run_id = gen_job.launch(conn, cfg.as_dict(), name=f"generate {dataset}/{split}", keys_env=keys_env())
+        except MirrorError as exc:
+            st.error(str(exc))
+        else:
+            ss["g_run"] = run_id
+            st.success(f"Run {run_id} started in the background; it keeps going if you close this tab.")
+
+# ---------------------------------------------------------------- progress and errors
+runs = jobs.list_runs(conn, "generate")
+if not runs:
+    st.stop()
+st.subheader("Generation runs")
+ids = [r["id"] for r in runs]
+default = ids.index(ss["g_run"]) if ss.get("g_run") in ids else 0
+run_id = st.selectbox("Run", ids, index=default, key="g_run_pick",
+                      format_func=lambda i: next(f"#{r['id']} {r['name'] or ''} — {r['status']}" for r in runs
+                                                 if r["id"] == i))
+
+
+@st.fragment(run_every=2)
+def progress(run_id: int) -> None:
+    row = jobs.get(conn, run_id)
+    total = row["progress_total"] or 0
+    st.progress(min(1.0, row["progress_done"] / total) if total else 0.0,
+                text=f"{row['status']}: {row['progress_done']}/{total} {row['progress_note'] or ''}")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Cost so far", f"${pricing.ledger(conn, run_id):.4f}")
+    failed = calls.failed_calls(conn, run_id)
+    c2.metric("Not answered", len(failed))
+    c3.metric("Status", row["status"])
+    if row["error"]:
+        st.error(row["error"])
+    if failed:
+        st.dataframe(pd.DataFrame(failed), hide_index=True, key=f"g_errors_{run_id}")
+
+
+progress(run_id)
+row = jobs.get(conn, run_id)
+c1, c2, c3 = st.columns(3)
+if row["status"] in ("running", "queued") and c1.button("Stop", key="g_stop"):
+    jobs.stop(conn, run_id)
+    st.rerun()
+if row["status"] in ("failed", "cancelled") and c2.button("Resume", key="g_resume"):
+    try:
+        gen_job.resume(conn, run_id, keys_env())
+    except MirrorError as exc:
+        st.error(str(exc))
+    else:
+        st.rerun()
+if row["status"] in jobs.TERMINAL and c3.button("Retry failed requests", key="g_retry"):
+    n = calls.reset_failed(conn, run_id=run_id)
+    try:
+        new_id = gen_job.launch(conn, store.loads(row["config"]), name=f"retry of run {run_id}", keys_env=keys_env())
+    except MirrorError as exc:
+        st.error(str(exc))
+    else:
+        ss["g_run"] = new_id
+        st.success(f"{n} failed request(s) queued again in run {new_id}; everything else comes from the cache.")
