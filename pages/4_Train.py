@@ -1,0 +1,124 @@
+"""Train: pick a snapshot, a student, tasks and weights, launch a background job; follow, stop, resume."""
+
+import pandas as pd
+import streamlit as st
+
+from mirror_core import jobs, store
+from mirror_core.commands.train import submit
+from mirror_core.errors import MirrorError
+from mirror_core.snapshots import list_snapshots
+from mirror_core.training.config import METHODS, SCHEDULES, TASKS, TrainConfig
+
+st.set_page_config(page_title="Train · Mind's Mirror Studio", page_icon="🪞", layout="wide")
+st.title("Train")
+conn = store.connect()
+jobs.reap(conn)
+HELP = TrainConfig.help()
+
+
+@st.cache_resource
+def gpu_names() -> list[str]:
+    """GPUs torch sees (none on a CPU box); imported lazily so the page opens fast."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return []
+    import torch
+
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+# ---------------------------------------------------------------- launch
+snaps = list_snapshots(conn)
+with st.expander("New training run", expanded=not jobs.list_runs(conn, "train")):
+    if not snaps:
+        st.info("No snapshot yet: freeze reviewed data into one on the Review page (or `python -m mirror_core snapshot create`).")
+    else:
+        c1, c2, c3 = st.columns(3)
+        snap = c1.selectbox("Snapshot", [s["name"] for s in snaps], key="snapshot")
+        student = c2.text_input("Student", "smollm2", help=HELP["student"], key="student")
+        method = c3.selectbox("Method", list(METHODS), help=HELP["method"], key="method")
+        tasks = st.multiselect("Tasks", list(TASKS), default=list(METHODS[method]), key=f"tasks_{method}")
+        wcols = st.columns(max(1, len(tasks)))
+        weights = {t: wcols[i].number_input(f"α {t}", 0.05, 10.0, float(METHODS[method].get(t, 0.5)), 0.05,
+                                            key=f"w_{method}_{t}") for i, t in enumerate(tasks)}
+        schedule = st.radio("Schedule", SCHEDULES, horizontal=True, help=HELP["schedule"], key="schedule")
+        with st.expander("Hyperparameters (blank or 0 = sized to the student)"):
+            h1, h2, h3, h4 = st.columns(4)
+            lr = h1.number_input("Learning rate (0 = auto)", 0.0, 1.0, 0.0, format="%.6f", help=HELP["lr"], key="lr")
+            max_steps = h2.number_input("Max steps per stage (0 = epochs)", 0, 10_000_000, 0, help=HELP["max_steps"], key="max_steps")
+            epochs = h3.number_input("Epochs", 0.1, 1000.0, 3.0, help=HELP["epochs"], key="epochs")
+            eval_every = h4.number_input("Eval every", 0, 100_000, 50, help=HELP["eval_every"], key="eval_every")
+            seq_len = h1.number_input("Sequence length", 16, 32768, 1024, help=HELP["seq_len"], key="seq_len")
+            batch_tokens = h2.number_input("Tokens per micro-batch (0 = auto)", 0, 1 << 24, 0, help=HELP["batch_tokens"], key="batch_tokens")
+            grad_accum = h3.number_input("Gradient accumulation", 1, 1024, 1, help=HELP["grad_accum"], key="grad_accum")
+            patience = h4.number_input("Early-stopping patience", 0, 1000, 3, help=HELP["patience"], key="patience")
+            packing = h1.checkbox("Packing (causal students)", True, help=HELP["packing"], key="packing")
+            lora = h2.checkbox("LoRA", False, help=HELP["lora"], key="lora")
+            gc = h3.checkbox("Gradient checkpointing", False, help=HELP["grad_checkpointing"], key="gc")
+            compile_ = h4.checkbox("torch.compile", False, help=HELP["compile"], key="compile")
+        gpus = gpu_names()
+        if gpus:
+            picked = st.multiselect("GPUs (several → DDP under torchrun)", list(range(len(gpus))), default=[0],
+                                    format_func=lambda i: f"cuda:{i} · {gpus[i]}", key="gpus")
+            device = "cuda:" + ",".join(map(str, picked)) if picked else "cpu"
+        else:
+            device = "cpu"
+            st.caption("No GPU visible to torch: training runs on the CPU.")
+        if st.button("Launch", type="primary", key="launch"):
+            try:
+                cfg = TrainConfig(student=student, method=method, tasks=tasks, weights=weights, schedule=schedule,
+                                  lr=lr or None, max_steps=int(max_steps), epochs=float(epochs),
+                                  eval_every=int(eval_every), seq_len=int(seq_len),
+                                  batch_tokens=int(batch_tokens) or None, grad_accum=int(grad_accum),
+                                  patience=int(patience), packing=None if packing else False,
+                                  lora=lora, grad_checkpointing=gc, compile=compile_)
+                run_id = submit(conn, cfg, snap, device)
+                st.session_state["run"] = run_id
+                st.success(f"Run {run_id} queued on {device}. It keeps running if you close this tab.")
+            except MirrorError as exc:
+                st.error(str(exc))
+
+# ---------------------------------------------------------------- runs
+runs = jobs.list_runs(conn, "train")
+if not runs:
+    st.stop()
+st.subheader("Runs")
+st.dataframe(pd.DataFrame([{k: r[k] for k in ("id", "name", "status", "device", "progress_done", "progress_total",
+                                               "progress_note", "created_at")} for r in runs]), hide_index=True)
+ids = [r["id"] for r in runs]
+default = ids.index(st.session_state["run"]) if st.session_state.get("run") in ids else 0
+run_id = st.selectbox("Run", ids, index=default, key="run_pick",
+                      format_func=lambda i: f"{i} · {next(r for r in runs if r['id'] == i)['name'] or ''}")
+
+
+@st.fragment(run_every=3)
+def live(run_id: int) -> None:
+    row = jobs.get(conn, run_id)
+    st.markdown(f"**Run {run_id}** · {row['status']} · {row['device']}")
+    if row["progress_total"]:
+        st.progress(min(1.0, row["progress_done"] / row["progress_total"]), text=row["progress_note"] or "")
+    if row["error"]:
+        st.error(row["error"])
+    b1, b2, _ = st.columns([1, 1, 6])
+    if row["status"] in ("queued", "running") and b1.button("Stop", key=f"stop_{run_id}"):
+        jobs.stop(conn, run_id)
+        st.rerun()
+    if row["status"] in ("failed", "cancelled") and b2.button("Resume", key=f"resume_{run_id}"):
+        try:
+            jobs.resume(conn, run_id)
+        except MirrorError as exc:
+            st.error(str(exc))
+        st.rerun()
+    m = pd.DataFrame([dict(r) for r in conn.execute(
+        "SELECT step, key, value FROM metrics WHERE run_id = ? AND (key LIKE 'loss%' OR key LIKE 'dev/loss%')"
+        " ORDER BY step", (run_id,))])
+    if not m.empty:
+        import plotly.express as px
+
+        st.plotly_chart(px.line(m, x="step", y="value", color="key", title="Loss per task (train and dev)"),
+                        key=f"curves_{run_id}")
+    st.code(jobs.log_tail(row["log_path"], 30), language=None)
+
+
+live(run_id)

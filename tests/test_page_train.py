@@ -1,0 +1,50 @@
+"""The Train page headless: launch a run from the form, see runs with curves and the log tail, stop."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from mirror_core import jobs, store
+from mirror_core.training.config import TrainConfig
+from training_fixtures import make_snapshot
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "4_Train.py")
+
+
+def test_launch_from_the_form_queues_a_train_job(conn, home):
+    make_snapshot(conn, "snap", n_train=4, n_dev=1)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    at.text_input(key="student").set_value("tiny")
+    at.selectbox(key="method").set_value("step-by-step").run()
+    assert at.multiselect(key="tasks_step-by-step").value == ["answer", "cot"]
+    at.number_input(key="max_steps").set_value(2)
+    at.number_input(key="seq_len").set_value(256)
+    at.button(key="launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    run = jobs.list_runs(conn, "train")[0]
+    cfg = store.loads(run["config"])
+    assert cfg["student"] == "tiny" and cfg["tasks"] == ["answer", "cot"] and cfg["max_steps"] == 2
+    assert any(f"Run {run['id']} queued" in s.value for s in at.success)
+    jobs.stop(conn, run["id"], grace_s=0.5)  # the real job is not what this test is about
+
+
+def test_runs_show_curves_log_and_stop(conn, home):
+    sid = make_snapshot(conn, "snap", n_train=2, n_dev=0)
+    done = jobs.submit(conn, "train", TrainConfig(student="tiny").to_dict(), snapshot_id=sid, start=False)
+    conn.execute("UPDATE runs SET status = 'succeeded', progress_done = 2, progress_total = 2,"
+                 " progress_note = 'stage 1/1 step 2/2 · ETA 0m00s' WHERE id = ?", (done,))
+    for step in (1, 2):
+        conn.execute("INSERT INTO metrics VALUES (?, ?, 'loss/answer', ?, ?)", (done, step, 3.0 / step, store.now()))
+    (home / "runs" / f"run-{done:05d}" / "job.log").write_text("step 2: dev loss 1.2345 (best)\n")
+    queued = jobs.submit(conn, "train", TrainConfig(student="tiny").to_dict(), snapshot_id=sid, start=False)
+
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["id"]) == [queued, done]
+    at.selectbox(key="run_pick").set_value(done).run()
+    assert any("dev loss 1.2345" in c.value for c in at.code)
+    assert len(at.get("plotly_chart")) == 1
+    at.selectbox(key="run_pick").set_value(queued).run()
+    at.button(key=f"stop_{queued}").click().run()
+    assert jobs.get(conn, queued)["status"] == "cancelled"
