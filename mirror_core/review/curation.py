@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from mirror_core import answers, store
-from mirror_core.errors import ConflictError, CurationError, FilterError, NotFoundError
+from mirror_core.errors import AnswerParseError, ConflictError, CurationError, FilterError, NotFoundError
 from mirror_core.review import queries
 from mirror_core.review.filters import ReviewFilter
 
@@ -35,7 +35,7 @@ def grade(text: str, gold: str, task_type: str, choices: list | None) -> tuple[s
         return None, "parse_error", 0
     try:
         return parsed, "ok", int(answers.is_correct(parsed, gold, task_type, choices))
-    except Exception:  # an unparsable gold leaves the CoT ungraded rather than wrongly graded
+    except AnswerParseError:  # an unparsable gold leaves the CoT ungraded rather than wrongly graded
         return parsed, "ok", None
 
 
