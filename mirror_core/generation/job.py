@@ -31,8 +31,11 @@ def run(ctx) -> None:
     finally:
         for t in teachers:
             t.close()
-    errors = {k: v for part in ("cots", "self_evals") for k, v in summary.get(part, {}).get("by_status", {}).items()
-              if k not in ("ok",)}
+    errors: dict[str, int] = {}
+    for part in ("cots", "self_evals"):
+        for k, v in summary.get(part, {}).get("by_status", {}).items():
+            if k != "ok":
+                errors[k] = errors.get(k, 0) + v
     done = sum(summary[p]["cached"] + summary[p]["sent"] for p in ("cots", "self_evals") if p in summary)
     total = sum(summary[p]["requests"] for p in ("cots", "self_evals") if p in summary)
     ctx.progress(done, total, "stopped" if summary.get("stopped") else
