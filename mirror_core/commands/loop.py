@@ -23,21 +23,29 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_loop)
 
 
-def cmd_loop(args) -> int:
+def submit(conn, loop: str, *, dataset: str, student: str, teachers: list[str], budget: int, rounds: int,
+           device: str = "cpu", **settings) -> int:
+    """Check a loop's settings and queue it as a background job (the CLI and the Loops page both use this)."""
     from mirror_core.loops.job import validate
     from mirror_core.loops.steps import dataset_id
 
-    cfg = {"loop": args.loop, "dataset": args.dataset, "student": args.student, "teachers": args.teachers,
-           "budget": args.budget, "rounds": args.rounds}
+    cfg = {"loop": loop, "dataset": dataset, "student": student, "teachers": list(teachers), "budget": budget,
+           "rounds": rounds, **settings}
+    validate(cfg)
+    dataset_id(conn, dataset)  # fail now, not in the background, when the dataset does not exist
+    return jobs.submit(conn, "loop", cfg, name=f"{loop} {dataset}", device=device)
+
+
+def cmd_loop(args) -> int:
+    settings = {}
     for kv in args.set:
         k, _, v = kv.partition("=")
         try:
-            cfg[k.strip()] = json.loads(v)
+            settings[k.strip()] = json.loads(v)
         except ValueError:
-            cfg[k.strip()] = v
-    validate(cfg)
+            settings[k.strip()] = v
     conn = store.connect()
-    dataset_id(conn, args.dataset)  # fail now, not in the background, when the dataset does not exist
-    run_id = jobs.submit(conn, "loop", cfg, name=f"{args.loop} {args.dataset}", device=args.device)
+    run_id = submit(conn, args.loop, dataset=args.dataset, student=args.student, teachers=args.teachers,
+                    budget=args.budget, rounds=args.rounds, device=args.device, **settings)
     print(f"run {run_id}: loop {args.loop} queued")
     return cli.print_wait(conn, run_id) if args.wait else 0
