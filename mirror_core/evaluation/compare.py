@@ -57,7 +57,7 @@ def runs_table(conn: sqlite3.Connection, include_unfinished: bool = True) -> lis
         cfg = store.loads(r["config"]) or {}
         t = _train_run_of(conn, r)
         tcfg = store.loads(t["config"]) if t is not None else {}
-        tasks = res.get("tasks") or (tcfg or {}).get("tasks")
+        tasks = res.get("tasks") or (tcfg or {}).get("tasks") or _METHOD_TASKS.get((tcfg or {}).get("method"))
         snap_id = t["snapshot_id"] if t is not None else None
         snap = conn.execute("SELECT name FROM snapshots WHERE id = ?", (snap_id,)).fetchone() if snap_id else None
         vote = res.get("vote") or {}
@@ -152,3 +152,28 @@ def export_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
         for r in rows:
             w.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()})
     return path
+
+
+def train_runs_ready(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Succeeded train runs that can be evaluated, newest first, with their method."""
+    out = []
+    for r in conn.execute("SELECT * FROM runs WHERE kind = 'train' AND status = 'succeeded' ORDER BY id DESC"):
+        cfg = store.loads(r["config"]) or {}
+        out.append({"id": r["id"], "name": r["name"], "snapshot_id": r["snapshot_id"],
+                    "method": method_name(cfg.get("tasks") or _METHOD_TASKS.get(cfg.get("method"))),
+                    "student": cfg.get("student")})
+    return out
+
+
+_METHOD_TASKS = {"mindsmirror": ["answer", "cot", "verdict", "critique"], "step-by-step": ["answer", "cot"],
+                 "answer-only": ["answer"]}
+
+
+def results_of(conn: sqlite3.Connection, eval_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The stored result JSON of each eval run that has one."""
+    out = {}
+    for i in eval_ids:
+        row = conn.execute("SELECT result FROM runs WHERE id = ?", (i,)).fetchone()
+        if row is not None and row["result"]:
+            out[i] = store.loads(row["result"])
+    return out

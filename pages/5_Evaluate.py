@@ -1,0 +1,106 @@
+"""Evaluate: the runs table, launch an eval in the background, compare runs' accuracy, calibration,
+abstention and loss, and see which questions one run fixed and another broke. Logic lives in mirror_core."""
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from mirror_core import jobs, store
+from mirror_core.errors import MirrorError
+from mirror_core.evaluation import compare, plots
+
+st.set_page_config(page_title="Evaluate · Mind's Mirror Studio", page_icon="🪞", layout="wide")
+st.title("Evaluate")
+conn = store.connect()
+jobs.reap(conn)
+
+# ---------------------------------------------------------------- launch
+st.subheader("Evaluate a trained student")
+ready = compare.train_runs_ready(conn)
+if not ready:
+    st.info("No finished train run yet. Train a student first; its evaluation starts here.")
+else:
+    c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+    pick = c1.selectbox("Train run", ready, format_func=lambda r: f"#{r['id']} {r['name'] or ''} — {r['method']}"
+                        f" ({r['student']})", key="ev_train")
+    split = c2.selectbox("Split", ["test", "dev"], key="ev_split", help="Select models on dev; report on test.")
+    limit = c3.number_input("Examples (0 = all)", min_value=0, value=0, step=50, key="ev_limit")
+    samples = c4.number_input("Sampled CoTs", min_value=1, max_value=32, value=1, key="ev_samples",
+                              help="More than 1: self-consistency votes (majority and verdict-weighted).")
+    if st.button("Evaluate in the background", type="primary", key="ev_go"):
+        cfg = {"train_run": pick["id"], "split": split, "samples": int(samples)}
+        if limit:
+            cfg["limit"] = int(limit)
+        try:
+            run_id = jobs.submit(conn, "eval", cfg, name=f"eval of run {pick['id']} on {split}",
+                                 snapshot_id=pick["snapshot_id"], parent_run_id=pick["id"])
+        except MirrorError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Eval run {run_id} queued; it runs in the background (see Jobs). Refresh to see it here.")
+
+# ---------------------------------------------------------------- table
+st.subheader("Runs")
+table = compare.runs_table(conn)
+if not table:
+    st.info("No evaluations yet.")
+    st.stop()
+cols = ["eval_run", "status", "method", "student", "snapshot", "split", "n", "accuracy", "accuracy_lo",
+        "accuracy_hi", "ece", "brier", "auroc", "majority_accuracy", "weighted_accuracy", "teacher_cost_usd",
+        "train_seconds"]
+st.dataframe(pd.DataFrame(table)[cols], hide_index=True, width="stretch", key="ev_table")
+
+done = [r for r in table if r["status"] == "succeeded" and r["accuracy"] is not None]
+if not done:
+    st.info("Evaluations are still running.")
+    st.stop()
+by_id = {r["eval_run"]: r for r in done}
+chosen = st.multiselect("Runs to plot", list(by_id), default=list(by_id)[:3],
+                        format_func=lambda i: plots.label(by_id[i]), key="ev_chosen")
+if chosen:
+    results = {plots.label(by_id[i]): res for i, res in compare.results_of(conn, chosen).items()}
+    left, right = st.columns(2)
+    left.plotly_chart(plots.accuracy_bars([by_id[i] for i in chosen]), key="fig_acc")
+    right.plotly_chart(plots.reliability_figure(results), key="fig_rel")
+    left.plotly_chart(plots.abstention_figure(results), key="fig_abst")
+    losses = {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
+              if by_id[i]["train_run"]}
+    if any(losses.values()):
+        right.plotly_chart(plots.loss_figure(losses), key="fig_loss")
+    else:
+        right.caption("The chosen runs' training logged no loss metrics.")
+
+# ---------------------------------------------------------------- per-example diff
+st.subheader("Which questions changed")
+if len(by_id) < 2:
+    st.caption("Evaluate a second run to compare them question by question.")
+    st.stop()
+ids = list(by_id)
+c1, c2 = st.columns(2)
+a = c1.selectbox("From run (A)", ids, index=1, format_func=lambda i: plots.label(by_id[i]), key="ev_a")
+b = c2.selectbox("To run (B)", ids, index=0, format_func=lambda i: plots.label(by_id[i]), key="ev_b")
+try:
+    rows = compare.example_diff(conn, a, b)
+except MirrorError as exc:
+    st.error(str(exc))
+    st.stop()
+counts = compare.diff_counts(rows)
+for col, (name, n) in zip(st.columns(4), counts.items()):
+    col.metric(name, n)
+show = st.radio("Show", list(compare.CATEGORIES), horizontal=True, key="ev_show")
+picked = [r for r in rows if r["category"] == show]
+df = pd.DataFrame([{"example": r["example_id"], "review": f"/Review?ex={r['example_id']}", "question": r["question"],
+                    "gold": r["gold"], "A": r["a_answer"], "B": r["b_answer"], "A conf": r["a_confidence"],
+                    "B conf": r["b_confidence"], "teacher CoTs": " ".join(map(str, r["rationale_ids"]))}
+                   for r in picked], columns=["example", "review", "question", "gold", "A", "B", "A conf", "B conf",
+                                              "teacher CoTs"])
+st.dataframe(df, hide_index=True, width="stretch", key="ev_diff",
+             column_config={"review": st.column_config.LinkColumn("Review", display_text="open")})
+for r in picked[:5]:
+    label = f"Example {r['example_id']} on the Review page (its teacher CoTs)"
+    try:
+        st.page_link("pages/3_Review.py", label=label, query_params={"ex": str(r["example_id"])}, icon="🔎")
+    except StreamlitAPIException:  # the page run on its own (not under app.py) has no page registry
+        st.markdown(f"🔎 [{label}](/Review?ex={r['example_id']})")
+st.download_button("Download this comparison (CSV)", pd.DataFrame(rows).to_csv(index=False), file_name=f"compare-{a}-{b}.csv",
+                   mime="text/csv", key="ev_csv")

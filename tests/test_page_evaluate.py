@@ -1,0 +1,83 @@
+"""AppTest for pages/5_Evaluate.py: runs table, background eval launch, plots and the per-example diff."""
+
+from __future__ import annotations
+
+import json
+
+from eval_helpers import make_dataset, make_train_run
+from streamlit.testing.v1 import AppTest
+
+from mirror_core import jobs, store
+from mirror_core.evaluation import runner
+
+PAGE = "../pages/5_Evaluate.py"
+
+
+def _app():
+    return AppTest.from_file(PAGE, default_timeout=60)
+
+
+def _eval_run(conn, train_run: int, outcomes: list[int], confs: list[float]) -> int:
+    """An eval run with hand-written predictions and the result the runner computes from them."""
+    ts = store.now()
+    rid = conn.execute("INSERT INTO runs (kind, status, config, parent_run_id, created_at) VALUES"
+                       " ('eval', 'succeeded', ?, ?, ?)", (json.dumps({"train_run": train_run}), train_run, ts)).lastrowid
+    ids = [r[0] for r in conn.execute("SELECT id FROM examples WHERE split = 'test' ORDER BY id")]
+    for eid, ok, c in zip(ids, outcomes, confs):
+        conn.execute("INSERT INTO predictions (run_id, example_id, output, answer, correct, self_verdict, confidence,"
+                     " created_at) VALUES (?, ?, 'The answer is 4.', '4', ?, 'correct', ?, ?)", (rid, eid, ok, c, ts))
+    res = runner.summarize(conn, rid)
+    res["tasks"] = store.loads(conn.execute("SELECT config FROM runs WHERE id = ?", (train_run,)).fetchone()[0])["tasks"]
+    conn.execute("UPDATE runs SET result = ? WHERE id = ?", (store.dumps(res), rid))
+    return rid
+
+
+def test_empty_project_says_what_to_do(home, conn):
+    at = _app().run()
+    assert not at.exception
+    assert any("No finished train run" in i.value for i in at.info)
+
+
+def test_table_plots_and_diff_with_review_links(home, conn):
+    did = make_dataset(conn)
+    t1 = make_train_run(conn, home, did, tasks=("answer",), name="base", checkpoint=False)
+    t2 = make_train_run(conn, home, did, name="mm", checkpoint=False)
+    conn.executemany("INSERT INTO metrics (run_id, step, key, value, created_at) VALUES (?, ?, 'loss', ?, ?)",
+                     [(t2, s, 3.0 / (s + 1), store.now()) for s in range(5)])
+    e1 = _eval_run(conn, t1, [1, 0, 0, 1, 0], [0.9, 0.8, 0.3, 0.6, 0.2])
+    e2 = _eval_run(conn, t2, [1, 1, 1, 0, 0], [0.9, 0.7, 0.8, 0.4, 0.1])
+    at = _app().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["eval_run"]) == [e2, e1]
+    assert list(table["method"]) == ["Mind's Mirror", "answer-only"]
+    assert list(table["accuracy"]) == [0.6, 0.4]
+    # all four figures drawn for the two default-chosen runs
+    assert len(at.get("plotly_chart")) == 4
+    # A = e1 (answer-only), B = e2: examples 2 and 3 fixed, 4 broken
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"fixed": "2", "broken": "1", "both right": "1", "both wrong": "1"}
+    diff = at.dataframe[1].value
+    ids = [r[0] for r in conn.execute("SELECT id FROM examples WHERE split = 'test' ORDER BY id")]
+    assert list(diff["example"]) == ids[1:3]
+    assert list(diff["review"]) == [f"/Review?ex={i}" for i in ids[1:3]]
+    at.radio(key="ev_show").set_value("broken").run()
+    assert list(at.dataframe[1].value["example"]) == [ids[3]]
+
+
+def test_launch_eval_in_background(home, conn):
+    did = make_dataset(conn, n_test=3)
+    train = make_train_run(conn, home, did)
+    at = _app().run()
+    assert not at.exception
+    at.number_input(key="ev_limit").set_value(2)
+    at.button(key="ev_go").click().run()
+    assert not at.exception
+    assert "queued" in at.success[0].value
+    run_id = conn.execute("SELECT id FROM runs WHERE kind = 'eval'").fetchone()[0]
+    row = jobs.wait(conn, run_id, timeout_s=240)
+    assert row["status"] == "succeeded", jobs.log_tail(row["log_path"])
+    assert store.loads(row["config"])["train_run"] == train
+    assert conn.execute("SELECT COUNT(*) FROM predictions WHERE run_id = ?", (run_id,)).fetchone()[0] == 2
+    at = _app().run()
+    assert list(at.dataframe[0].value["n"]) == [2]
