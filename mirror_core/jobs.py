@@ -339,8 +339,11 @@ def stop(conn: sqlite3.Connection, run_id: int, grace_s: float = 10.0) -> None:
     conn.execute("UPDATE runs SET status = 'cancelled' WHERE id = ?", (run_id,))
 
 
-def resume(conn: sqlite3.Connection, run_id: int, home: Path | None = None) -> None:
-    """Queue a failed or cancelled job again; its handler skips work already done."""
+def resume(conn: sqlite3.Connection, run_id: int, home: Path | None = None,
+           extra_env: dict[str, str] | None = None) -> None:
+    """Queue a failed or cancelled job again; its handler skips work already done.
+
+    `extra_env` reaches the relaunched process only (e.g. an API key typed into the app)."""
     row = get(conn, run_id)
     if row["status"] == "running" and _alive(row["pid"], run_id):
         raise JobError(f"Run {run_id} is still running; stop it before resuming.")
@@ -348,7 +351,7 @@ def resume(conn: sqlite3.Connection, run_id: int, home: Path | None = None) -> N
         raise JobError(f"Run {run_id} already succeeded; there is nothing to resume.")
     conn.execute("UPDATE runs SET status = 'queued', pid = NULL, pgid = NULL, exit_code = NULL, error = NULL,"
                  " finished_at = NULL WHERE id = ?", (run_id,))
-    start_ready(conn, home)
+    start_ready(conn, home, extra_env)
 
 
 def move(conn: sqlite3.Connection, run_id: int, delta: int) -> None:

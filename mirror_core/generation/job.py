@@ -58,13 +58,5 @@ def launch(conn, cfg: dict, *, name: str | None = None, device: str = "cpu",
 def resume(conn, run_id: int, keys_env: dict[str, str] | None = None) -> None:
     """`jobs.resume` for a generate run, passing typed API keys through the relaunched process's environment."""
     from mirror_core import jobs
-    from mirror_core.errors import JobError
 
-    row = jobs.get(conn, run_id)
-    if row["status"] == "running" and jobs._alive(row["pid"], run_id):
-        raise JobError(f"Run {run_id} is still running; stop it before resuming.")
-    if row["status"] == "succeeded":
-        raise JobError(f"Run {run_id} already succeeded; there is nothing to resume.")
-    conn.execute("UPDATE runs SET status = 'queued', pid = NULL, pgid = NULL, exit_code = NULL, error = NULL,"
-                 " finished_at = NULL WHERE id = ?", (run_id,))
-    jobs.start_ready(conn, extra_env=keys_env or None)
+    jobs.resume(conn, run_id, extra_env=keys_env or None)
