@@ -76,3 +76,7 @@ class EvaluationError(MirrorError):
 
 class CurationError(MirrorError):
     """A review edit or status change is not allowed as asked (e.g. an empty CoT)."""
+
+
+class LoopError(MirrorError):
+    """A feedback loop (ELAD, MAPD, critic) cannot run with the given settings or data."""

@@ -20,11 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from mirror_core import answers, formats, store
-from mirror_core.errors import AnswerParseError, MirrorError, NotFoundError
+from mirror_core.errors import AnswerParseError, LoopError, NotFoundError
 
-
-class LoopError(MirrorError):
-    """A feedback loop cannot run with the given settings or data."""
 
 
 # ---------------------------------------------------------------- step records
