@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from mirror_core import config, formats, store
 
 _TRAINED: dict = {}
@@ -34,7 +36,7 @@ def make_dataset(conn, name="toy", n_test=5) -> int:
 
 
 def make_train_run(conn, home, dataset_id: int, *, tasks=("answer", "cot", "verdict", "critique"),
-                   steps: int = 60, name: str = "mm", seed: int = 0,
+                   steps: int = 40, name: str = "mm", seed: int = 0,
                    checkpoint: bool = True) -> int:
     """A `runs` row (train, succeeded) whose checkpoints/best holds a tiny model trained a few steps."""
     import torch
@@ -63,23 +65,38 @@ def make_train_run(conn, home, dataset_id: int, *, tasks=("answer", "cot", "verd
     tok = models.load_tokenizer("tiny")
     model = models.tiny_causal_lm(tok, seed=seed)
     # Teach it one answer for every question and "correct" as its verdict: predictions then differ by gold.
-    texts = []
+    prompts, texts = [], []
     for q, _ in QUESTIONS:
-        texts.append(formats.prompt("cot", q) + formats.target("cot", cot="Add them.", answer="4") + tok.eos_token)
-        texts.append(formats.prompt("answer", q) + formats.target("answer", answer="4") + tok.eos_token)
-        texts.append(formats.prompt("verdict", q, None, "Add them.\nThe answer is 4.")
-                     + formats.target("verdict", verdict="correct") + tok.eos_token)
+        for p, t in ((formats.prompt("cot", q), formats.target("cot", cot="Add them.", answer="4")),
+                     (formats.prompt("answer", q), formats.target("answer", answer="4")),
+                     (formats.prompt("verdict", q, None, "Add them.\nThe answer is 4."),
+                      formats.target("verdict", verdict="correct"))):
+            prompts.append(p)
+            texts.append(p + t + tok.eos_token)
     tok.padding_side = "right"
     batch = tok(texts, return_tensors="pt", padding=True)
-    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    # Loss on the target tokens only (prompt + target share the prompt's tokens): projecting just those
+    # positions to the 49k vocabulary keeps this a couple of seconds on a busy CPU.
+    prompt_lens = [len(tok(p)["input_ids"]) for p in prompts]
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    pos = torch.zeros_like(ids, dtype=torch.bool)
+    for r, n in enumerate(prompt_lens):
+        pos[r, n - 1:int(mask[r].sum()) - 1] = True  # position t predicts token t + 1
+    targets = ids[:, 1:][pos[:, :-1]]
     torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
-    for _ in range(steps):
-        loss = model(**batch, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a shared 2-core box, more threads than free cores is several times slower
+    try:
+        for _ in range(steps):
+            hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            loss = torch.nn.functional.cross_entropy(model.lm_head(hidden[:, :-1][pos[:, :-1]]), targets)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     _TRAINED[key] = Path(tempfile.mkdtemp(prefix="tiny-ckpt-"))
@@ -92,3 +109,15 @@ def _write_meta(out, tasks, sid, steps) -> None:
     (out / "mirror_meta.json").write_text(json.dumps({
         "student": "tiny", "arch": "causal", "format_version": formats.FORMAT_VERSION, "tasks": list(tasks),
         "snapshot_id": sid, "step": steps}))
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """One torch thread here and in job workers: 2 shared cores thrash with more (several times slower)."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

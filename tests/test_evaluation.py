@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from eval_helpers import make_dataset, make_train_run
+from eval_helpers import make_dataset, make_train_run, one_thread  # noqa: F401 (autouse fixture)
 
 from mirror_core import formats, jobs, models, store
 from mirror_core.errors import EvaluationError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from eval_helpers import make_dataset, make_train_run
+from eval_helpers import make_dataset, make_train_run, one_thread  # noqa: F401 (autouse fixture)
 from streamlit.testing.v1 import AppTest
 
 from mirror_core import jobs, store

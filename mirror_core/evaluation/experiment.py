@@ -1,0 +1,158 @@
+"""The comparison that matters: answer-only vs distilling step-by-step vs Mind's Mirror, same student and budget.
+
+One call imports the offline data set, has a teacher write CoTs and self-evaluations for the train and
+dev splits, freezes one snapshot, trains the three methods from it with the same student, steps and
+seed (the training job picks best/ on dev), evaluates each on the test split and writes the table,
+per-example diffs and plots to a folder. Every step is a job, so a rerun reuses what already finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from mirror_core import jobs, snapshots, store
+from mirror_core.errors import EvaluationError, MirrorError
+from mirror_core.evaluation import compare, plots
+
+METHODS = ("answer-only", "step-by-step", "mindsmirror")
+TABLE_COLUMNS = ("method", "train_run", "eval_run", "student", "snapshot", "n", "accuracy", "accuracy_lo",
+                 "accuracy_hi", "ece", "ece_mass", "brier", "auroc", "majority_accuracy", "weighted_accuracy",
+                 "teacher_cost_usd", "train_seconds", "eval_seconds")
+
+
+def _reuse_or_submit(conn, kind: str, cfg: dict[str, Any], *, name: str, snapshot_id: int | None = None,
+                     parent_run_id: int | None = None, device: str = "cpu") -> int:
+    """A succeeded run of this kind with exactly this config (and snapshot), else a new job."""
+    want = store.dumps(cfg)
+    for r in conn.execute("SELECT id, config, snapshot_id, status FROM runs WHERE kind = ? ORDER BY id DESC", (kind,)):
+        if r["config"] == want and r["snapshot_id"] == snapshot_id:
+            if r["status"] == "succeeded":
+                return r["id"]
+            if r["status"] in ("failed", "cancelled"):
+                jobs.resume(conn, r["id"])
+                return r["id"]
+            return r["id"]  # queued or running: wait for it
+    return jobs.submit(conn, kind, cfg, name=name, snapshot_id=snapshot_id, parent_run_id=parent_run_id, device=device)
+
+
+def _wait(conn, run_id: int, log: Callable[[str], None], timeout_s: float | None) -> dict[str, Any]:
+    row = jobs.wait(conn, run_id, poll_s=1.0, timeout_s=timeout_s)
+    if row["status"] != "succeeded":
+        raise EvaluationError(f"Run {run_id} ({row['kind']}) {row['status']}: {row['error'] or jobs.log_tail(row['log_path'], 5)}")
+    log(f"run {run_id} ({row['kind']} {row['name'] or ''}) succeeded")
+    return store.loads(row["result"]) or {}
+
+
+def run_experiment(*, dataset: str = "gsm8k", student: str = "smollm2", max_steps: int = 200, limit: int = 200,
+                   train_limit: int | None = None, dev_limit: int = 32, teacher: str = "fake", n_cots: int = 2,
+                   k_evals: int = 1, max_new_tokens: int = 256, samples: int = 1, device: str = "cpu",
+                   out: str | Path = "experiment", seed: int = 0, train_overrides: dict[str, Any] | None = None,
+                   timeout_s: float | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """Train and evaluate the three methods alike; write table.csv/.json/.md, diffs and comparison.png to `out`."""
+    from mirror_core.data.importing import import_source
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    conn = store.connect()
+    imported = import_source(conn, dataset)
+    ds_name = imported.name
+    log(f"dataset {ds_name}: {imported.summary()}")
+
+    # 1. teacher CoTs + self-evaluations on train (training data) and dev (model selection); never on test
+    gen_ids = []
+    for split, lim in (("train", train_limit), ("dev", dev_limit)):
+        cfg = {"dataset": ds_name, "teachers": [teacher], "split": split, "n_cots": n_cots, "k_evals": k_evals,
+               "seed": seed}
+        if lim:
+            cfg["limit"] = lim
+        gen_ids.append(_reuse_or_submit(conn, "generate", cfg, name=f"experiment: {teacher} on {ds_name} {split}"))
+    for g in gen_ids:
+        _wait(conn, g, log, timeout_s)
+
+    # 2. one frozen snapshot shared by all three methods
+    key = hashlib.sha256(json.dumps([ds_name, teacher, train_limit, dev_limit, n_cots, k_evals, seed]).encode()).hexdigest()[:8]
+    snap_name = f"experiment-{ds_name}-{key}"
+    try:
+        snap = snapshots.get_snapshot(conn, snap_name)
+    except MirrorError:
+        snap = snapshots.create_snapshot(conn, snap_name, "all", ds_name)
+    log(f"snapshot {snap['name']}: {snap['size']} items")
+
+    # 3. same student, steps and seed for every method
+    train_ids = {}
+    for method in METHODS:
+        cfg = {"student": student, "method": method, "max_steps": max_steps, "seed": seed, **(train_overrides or {})}
+        train_ids[method] = _reuse_or_submit(conn, "train", cfg, name=f"experiment {method}", snapshot_id=snap["id"],
+                                             device=device)
+    for method, t in train_ids.items():
+        _wait(conn, t, log, timeout_s)
+
+    # 4. evaluate each on test
+    eval_ids = {}
+    for method, t in train_ids.items():
+        cfg = {"train_run": t, "split": "test", "limit": limit, "samples": samples, "max_new_tokens": max_new_tokens,
+               "seed": seed}
+        eval_ids[method] = _reuse_or_submit(conn, "eval", cfg, name=f"experiment eval {method}", snapshot_id=snap["id"],
+                                            parent_run_id=t, device=device)
+    for method, e in eval_ids.items():
+        _wait(conn, e, log, timeout_s)
+
+    # 5. the table, diffs and figures
+    return write_report(conn, eval_ids, out)
+
+
+def write_report(conn, eval_ids: dict[str, int], out: str | Path) -> dict[str, Any]:
+    """Comparison table (CSV, JSON, Markdown), per-example diffs against the baseline, and one PNG."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = {r["eval_run"]: r for r in compare.runs_table(conn)}
+    results = compare.results_of(conn, list(eval_ids.values()))
+    rows = []
+    for method, e in eval_ids.items():
+        r = dict(table[e])
+        r["method"] = method
+        r["ece_mass"] = results[e].get("ece_mass")
+        rows.append({k: r.get(k) for k in TABLE_COLUMNS})
+    compare.export_csv(rows, out / "table.csv")
+    (out / "table.json").write_text(json.dumps(rows, indent=2))
+    (out / "table.md").write_text(markdown_table(rows))
+    files = ["table.csv", "table.json", "table.md"]
+    diffs = {}
+    base = eval_ids.get("answer-only")
+    for method, e in eval_ids.items():
+        if base is None or e == base:
+            continue
+        d = compare.example_diff(conn, base, e)
+        compare.export_csv(d, out / f"diff-answer-only-vs-{method}.csv")
+        files.append(f"diff-answer-only-vs-{method}.csv")
+        diffs[method] = compare.diff_counts(d)
+    by_label = {f"{m} (#{e})": results[e] for m, e in eval_ids.items()}
+    losses = {f"{m} (#{e})": plots.loss_series(conn, table[e]["train_run"]) for m, e in eval_ids.items()}
+    summary: dict[str, Any] = {"out": str(out), "table": rows, "diffs_vs_answer_only": diffs}
+    try:
+        plot_rows = [dict(table[e], method=m) for m, e in eval_ids.items()]
+        path, engine = plots.save_png(out / "comparison.png", plot_rows, by_label, losses)
+        files.append(path.name)
+        summary["png_engine"] = engine
+    except EvaluationError as exc:
+        summary["png_error"] = str(exc)
+    summary["files"] = files
+    return summary
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    def f(v, pct=False):
+        if v is None:
+            return "–"
+        if isinstance(v, float):
+            return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+        return str(v)
+
+    head = "| method | n | accuracy [95% CI] | ECE | Brier | AUROC | teacher $ | train s |\n|---|---|---|---|---|---|---|---|\n"
+    return head + "".join(
+        f"| {r['method']} | {r['n']} | {f(r['accuracy'], True)} [{f(r['accuracy_lo'], True)}, {f(r['accuracy_hi'], True)}]"
+        f" | {f(r['ece'])} | {f(r['brier'])} | {f(r['auroc'])} | {f(r['teacher_cost_usd'])} | {f(r['train_seconds'])} |\n"
+        for r in rows)

@@ -1,0 +1,44 @@
+"""The method comparison end to end on the tiny student: import, teacher data, three trainings, evals, report."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from eval_helpers import one_thread  # noqa: F401 (autouse fixture)
+
+from mirror_core.evaluation import experiment
+
+
+@pytest.mark.slow
+def test_experiment_trains_and_compares_three_methods_on_tiny(home, conn, tmp_path):
+    out = tmp_path / "exp"
+    summary = experiment.run_experiment(
+        dataset="gsm8k", student="tiny", max_steps=3, limit=4, train_limit=6, dev_limit=2, n_cots=1, k_evals=1,
+        max_new_tokens=8, out=out, train_overrides={"eval_every": 3, "dev_max_examples": 4, "batch_tokens": 1024,
+                                                    "seq_len": 256},
+        timeout_s=280)
+    rows = summary["table"]
+    assert [r["method"] for r in rows] == list(experiment.METHODS)
+    for r in rows:
+        assert r["n"] == 4 and 0.0 <= r["accuracy"] <= 1.0 and r["ece"] is not None
+    # same student, same budget, same snapshot for every method
+    train_cfgs = [json.loads(conn.execute("SELECT config FROM runs WHERE id = ?", (r["train_run"],)).fetchone()[0])
+                  for r in rows]
+    assert {c["student"] for c in train_cfgs} == {"tiny"} and {c["max_steps"] for c in train_cfgs} == {3}
+    assert len({r["snapshot"] for r in rows}) == 1
+    with open(out / "table.csv") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == list(experiment.METHODS)
+    assert (out / "table.md").read_text().count("\n") == 5
+    assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(summary["diffs_vs_answer_only"]) == {"step-by-step", "mindsmirror"}
+    assert sum(summary["diffs_vs_answer_only"]["mindsmirror"].values()) == 4
+    # a rerun reuses every finished job instead of training again
+    n_runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    again = experiment.run_experiment(
+        dataset="gsm8k", student="tiny", max_steps=3, limit=4, train_limit=6, dev_limit=2, n_cots=1, k_evals=1,
+        max_new_tokens=8, out=out, train_overrides={"eval_every": 3, "dev_max_examples": 4, "batch_tokens": 1024,
+                                                    "seq_len": 256})
+    assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == n_runs
+    assert [r["accuracy"] for r in again["table"]] == [r["accuracy"] for r in rows]
