@@ -1,7 +1,8 @@
 """Review speed: seed 100k CoTs + 300k self-evaluations, time filter changes with the page render
 (AppTest), full-text searches, and check memory does not grow with the store.
 
-Targets (issue 4): <= 300 ms per filter change (query + render), <= 100 ms per search,
+Targets (issue 4): <= 300 ms per filter change (query + render), <= 100 ms per search (each one, count +
+first page, including a word found in every CoT),
 memory independent of store size (compared against a 10x smaller store in the same run).
 Usage: .venv/bin/python bench/review_bench.py [--cots 100000]
 """
@@ -69,7 +70,8 @@ def time_searches(home: Path) -> list[tuple[str, float, int]]:
 
     conn = store.connect(home)
     out = []
-    for q in ["quokka", "marbles Zoe", '"final step"', "stick*", "Omar shells 17"]:
+    # rare, narrow, a phrase in 62% of CoTs, a prefix, three words, and a word in every CoT
+    for q in ["quokka", "marbles Zoe", '"final step"', "stick*", "Omar shells 17", "the"]:
         f = ReviewFilter(q=q)
         queries.count(conn, f)  # warm the page cache once per term
         t = time.perf_counter()
@@ -87,7 +89,7 @@ def time_page_searches(home: Path) -> list[tuple[str, float]]:
     os.environ["MIRROR_HOME"] = str(home)
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     out = []
-    for q in ["marbles Zoe", "Nina cookies", "stick*", '"final step"']:
+    for q in ["marbles Zoe", "Nina cookies", "stick*", '"final step"', "the"]:
         at.text_input(key="f_q").set_value(q)
         t = time.perf_counter()
         at.run()
@@ -137,9 +139,10 @@ def main() -> int:
 
         searches = time_searches(big)
         smed = statistics.median(s for _, s, _ in searches)
+        smax = max(s for _, s, _ in searches)
         print(f"full-text search (count + first page): median {smed * 1000:.1f} ms, "
-              f"max {max(s for _, s, _ in searches) * 1000:.1f} ms  (target <= 100 ms) "
-              f"{'OK' if smed <= 0.1 else 'MISSED'}")
+              f"max {smax * 1000:.1f} ms  (target: every search <= 100 ms) "
+              f"{'OK' if smax <= 0.1 else 'MISSED'}")
         for q, s, n in searches:
             print(f"    {q!r:18} {s * 1000:6.1f} ms  {n:,} CoTs")
 

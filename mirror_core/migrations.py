@@ -430,3 +430,85 @@ def m005_review_peer_disagreement(db: sqlite3.Connection) -> None:
         WHERE example_id = OLD.example_id AND kind = OLD.kind;
     END;
     """)
+
+
+@migration
+def m006_review_search_per_cot(db: sqlite3.Connection) -> None:
+    """Full-text search indexed per CoT: `review_cot_fts` holds ONE document per rationale with columns
+    kind, question (its example's), cot (its text) and critiques (its self-evaluations' critiques, one per
+    line), under rowid = (example_id << 32) | rationale id.
+
+    A search then reads CoT ids (and their questions) straight from the index, in question order: no
+    lookup from a critique to its CoT, no union of three hit lists. It replaces m003's `review_fts`
+    (dropped with its triggers; the verdict counters' triggers are recreated without the FTS part). The
+    table stores its content, so triggers update a document by rowid without re-supplying old text.
+    Examples are no longer indexed on insert: a question is indexed with each of its CoTs.
+    """
+    db.executescript("""
+    CREATE VIRTUAL TABLE review_cot_fts USING fts5(kind, question, cot, critiques,
+        tokenize='porter unicode61 remove_diacritics 2');
+    INSERT INTO review_cot_fts(rowid, kind, question, cot, critiques)
+        SELECT (r.example_id << 32) | r.id, r.kind, e.question, r.text,
+               (SELECT group_concat(s.critique, char(10)) FROM self_evals s WHERE s.rationale_id = r.id)
+        FROM rationales r JOIN examples e ON e.id = r.example_id ORDER BY 1;
+
+    DROP TRIGGER review_fts_examples_ai;
+    DROP TRIGGER review_fts_examples_ad;
+    DROP TRIGGER review_fts_examples_au;
+    DROP TRIGGER review_fts_rationales_ai;
+    DROP TRIGGER review_fts_rationales_ad;
+    DROP TRIGGER review_fts_rationales_au;
+    DROP TRIGGER self_evals_ai;
+    DROP TRIGGER self_evals_ad;
+    DROP TRIGGER self_evals_au_text;
+    DROP TABLE review_fts;
+
+    CREATE TRIGGER review_cot_fts_rationales_ai AFTER INSERT ON rationales BEGIN
+        INSERT INTO review_cot_fts(rowid, kind, question, cot, critiques) VALUES (
+            (NEW.example_id << 32) | NEW.id, NEW.kind,
+            (SELECT question FROM examples WHERE id = NEW.example_id), NEW.text,
+            (SELECT group_concat(critique, char(10)) FROM self_evals WHERE rationale_id = NEW.id));
+    END;
+    CREATE TRIGGER review_cot_fts_rationales_ad AFTER DELETE ON rationales BEGIN
+        DELETE FROM review_cot_fts WHERE rowid = (OLD.example_id << 32) | OLD.id;
+    END;
+    CREATE TRIGGER review_cot_fts_rationales_au AFTER UPDATE OF text, kind, example_id ON rationales BEGIN
+        DELETE FROM review_cot_fts WHERE rowid = (OLD.example_id << 32) | OLD.id;
+        INSERT INTO review_cot_fts(rowid, kind, question, cot, critiques) VALUES (
+            (NEW.example_id << 32) | NEW.id, NEW.kind,
+            (SELECT question FROM examples WHERE id = NEW.example_id), NEW.text,
+            (SELECT group_concat(critique, char(10)) FROM self_evals WHERE rationale_id = NEW.id));
+    END;
+    CREATE TRIGGER review_cot_fts_examples_au AFTER UPDATE OF question ON examples BEGIN
+        UPDATE review_cot_fts SET question = NEW.question
+        WHERE rowid BETWEEN (NEW.id << 32) AND ((NEW.id << 32) | 4294967295);
+    END;
+
+    CREATE TRIGGER self_evals_ai AFTER INSERT ON self_evals BEGIN
+        UPDATE rationales SET v_correct = v_correct + (NEW.verdict IS 'correct'),
+                              v_wrong = v_wrong + (NEW.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain + (NEW.verdict IS 'uncertain')
+        WHERE id = NEW.rationale_id;
+        UPDATE review_cot_fts SET critiques =
+            (SELECT group_concat(critique, char(10)) FROM self_evals WHERE rationale_id = NEW.rationale_id)
+        WHERE rowid = (SELECT (example_id << 32) | id FROM rationales WHERE id = NEW.rationale_id);
+    END;
+    CREATE TRIGGER self_evals_ad AFTER DELETE ON self_evals BEGIN
+        UPDATE rationales SET v_correct = v_correct - (OLD.verdict IS 'correct'),
+                              v_wrong = v_wrong - (OLD.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain - (OLD.verdict IS 'uncertain')
+        WHERE id = OLD.rationale_id;
+        UPDATE review_cot_fts SET critiques =
+            (SELECT group_concat(critique, char(10)) FROM self_evals WHERE rationale_id = OLD.rationale_id)
+        WHERE rowid = (SELECT (example_id << 32) | id FROM rationales WHERE id = OLD.rationale_id);
+    END;
+    CREATE TRIGGER review_cot_fts_self_evals_au AFTER UPDATE OF critique, rationale_id ON self_evals BEGIN
+        UPDATE review_cot_fts SET critiques =
+            (SELECT group_concat(critique, char(10)) FROM self_evals WHERE rationale_id = OLD.rationale_id)
+        WHERE rowid = (SELECT (example_id << 32) | id FROM rationales WHERE id = OLD.rationale_id);
+        UPDATE review_cot_fts SET critiques =
+            (SELECT group_concat(critique, char(10)) FROM self_evals WHERE rationale_id = NEW.rationale_id)
+        WHERE rowid = (SELECT (example_id << 32) | id FROM rationales WHERE id = NEW.rationale_id)
+          AND NEW.rationale_id IS NOT OLD.rationale_id;
+    END;
+    """)

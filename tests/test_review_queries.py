@@ -236,3 +236,80 @@ def test_peer_disagreement_flag_follows_edits(conn):
     assert {a["id"], b["id"]} <= set(queries.matching_ids(conn, ReviewFilter(cots_disagree=True)))
     conn.execute("DELETE FROM rationales WHERE id = ?", (b["id"],))
     assert a["id"] not in queries.matching_ids(conn, ReviewFilter(cots_disagree=True))
+
+
+def _words(text):
+    import re
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def test_search_fast_paths_match_a_python_computation(conn):
+    """Search-only counts and pages come straight from the per-CoT index (migration m006); searches with
+    other filters walk the index in question order. Both must equal a plain Python computation."""
+    seeded(conn, questions=30, cots_per_question=3)
+    rows = cots(conn)
+    crit = {r["id"]: " ".join(c[0] for c in conn.execute(
+        "SELECT critique FROM self_evals WHERE rationale_id = ?", (r["id"],))) for r in rows}
+
+    def truth(words, keep=lambda r: True):
+        # a CoT matches when every word occurs in its question, its text or its critiques
+        return [r for r in rows if keep(r) and all(
+            w in _words(r["question"]) | _words(r["text"]) | _words(crit[r["id"]]) for w in words)]
+
+    for q, words in [("Zoe", ["zoe"]), ("checked the", ["checked", "the"]), ("the", ["the"])]:
+        for f, keep in [(ReviewFilter(q=q), lambda r: True),
+                        (ReviewFilter(q=q, teacher="local"), lambda r: r["author"] == "local"),
+                        (ReviewFilter(q=q, split="train", correct="no"),
+                         lambda r: r["split"] == "train" and r["correct"] == 0)]:
+            want = truth(words, keep)
+            want_q = sorted({r["example_id"] for r in want})
+            assert queries.count(conn, f) == {"cots": len(want), "questions": len(want_q)}, f
+            assert set(queries.matching_ids(conn, f)) == {r["id"] for r in want}, f
+            pages = [queries.question_ids(conn, f, offset=o, limit=4) for o in range(0, len(want_q) + 4, 4)]
+            assert [i for p in pages for i in p] == want_q, f
+            assert queries.question_at(conn, f, len(want_q)) is None
+            got = [r["id"] for o in range(0, len(want) + 5, 5) for r in queries.cot_rows(conn, f, offset=o, limit=5)]
+            assert got == [r["id"] for r in sorted(want, key=lambda r: (r["example_id"], r["id"]))], f
+    assert queries.count(conn, ReviewFilter(q="Zoe"))["cots"] > 0  # the seeded names make this non-trivial
+
+
+def test_search_terms_may_come_from_different_parts_of_a_cot_but_phrases_do_not_span_them(conn):
+    seeded(conn, questions=2, cots_per_question=2)
+    rows = cots(conn)
+    r = rows[0]
+    conn.execute("UPDATE examples SET question = 'How many apples does Wren keep?' WHERE id = ?", (r["example_id"],))
+    conn.execute("UPDATE rationales SET text = 'Platypus reasoning here.' WHERE id = ?", (r["id"],))
+    conn.execute("INSERT INTO self_evals (rationale_id, evaluator, critique, verdict, created_at)"
+                 " VALUES (?, 'x', 'Kestrel says fine', 'correct', ?)", (r["id"], store.now()))
+    # question word + CoT word + critique word: that one CoT
+    assert _ids(conn, ReviewFilter(q="wren platypus kestrel")) == {r["id"]}
+    # a phrase must occur within one part: "keep platypus" would span question -> CoT text
+    assert _ids(conn, ReviewFilter(q='"keep platypus"')) == set()
+    assert _ids(conn, ReviewFilter(q='"platypus reasoning"')) == {r["id"]}
+
+
+def test_search_index_follows_kind_moves_and_deletes(conn):
+    seeded(conn, questions=3, cots_per_question=2)
+    rows = cots(conn)
+    a, b = rows[0], rows[-1]
+    # another kind's text is found only under that kind
+    ts = store.now()
+    rev = conn.execute("INSERT INTO rationales (example_id, kind, author, text, created_at, updated_at)"
+                       " VALUES (?, 'revision', 'human', 'Narwhal fix', ?, ?)", (a["example_id"], ts, ts)).lastrowid
+    assert _ids(conn, ReviewFilter(q="narwhal")) == set()
+    assert _ids(conn, ReviewFilter(q="narwhal", kind="revision")) == {rev}
+    # a question edit reaches every CoT of the question and only those
+    conn.execute("UPDATE examples SET question = 'Ocelot count?' WHERE id = ?", (b["example_id"],))
+    assert _ids(conn, ReviewFilter(q="ocelot")) == {r["id"] for r in rows if r["example_id"] == b["example_id"]}
+    # a critique moved to another CoT is found under the new one only
+    sid = conn.execute("INSERT INTO self_evals (rationale_id, evaluator, critique, verdict, created_at)"
+                       " VALUES (?, 'x', 'Axolotl issue', 'wrong', ?)", (a["id"], ts)).lastrowid
+    assert _ids(conn, ReviewFilter(q="axolotl")) == {a["id"]}
+    conn.execute("UPDATE self_evals SET rationale_id = ? WHERE id = ?", (b["id"], sid))
+    assert _ids(conn, ReviewFilter(q="axolotl")) == {b["id"]}
+    conn.execute("UPDATE self_evals SET critique = 'Plain remark' WHERE id = ?", (sid,))
+    assert _ids(conn, ReviewFilter(q="axolotl")) == set()
+    # deleting the dataset cascades through examples, CoTs and self-evaluations: the index empties
+    conn.execute("DELETE FROM datasets")
+    assert conn.execute("SELECT COUNT(*) FROM review_cot_fts").fetchone()[0] == 0
+    conn.execute("INSERT INTO review_cot_fts(review_cot_fts) VALUES ('integrity-check')")

@@ -3,7 +3,14 @@
 Everything here pages in SQL (LIMIT/OFFSET) and aggregates in SQL, so the page's memory does not grow
 with the store. A filter selects CoTs (rationales of one kind); a question matches when one of its CoTs
 does. Verdict filters read the per-CoT counters `v_correct/v_wrong/v_uncertain` (kept by triggers,
-migration m003); full-text search reads the contentless FTS5 table `review_fts`.
+migration m003).
+
+Full-text search reads the FTS5 table `review_cot_fts` (migration m006): one document per CoT holding its
+question, its text and its critiques, under rowid = (example_id << 32) | CoT id. A CoT matches when every
+search term occurs in that document (terms may come from different parts: a question word and a critique
+word). Because rowids sort by question, a search-only count and the first page in question order are
+read straight from the index (no join), and a search combined with other filters walks the index in
+question order and stops at the page.
 """
 
 from __future__ import annotations
@@ -18,6 +25,12 @@ from mirror_core.errors import FilterError, NotFoundError
 from mirror_core.review.filters import ReviewFilter
 
 _FROM = "FROM rationales r JOIN examples e ON e.id = r.example_id"
+# review_cot_fts rowid = (example_id << _SHIFT) | rationale id (migration m006)
+_SHIFT = 32
+_ID_MASK = (1 << _SHIFT) - 1
+# Walk the search index in rowid (= question, CoT) order and join each hit's CoT: for pages in
+# question order, which then stop at the page instead of collecting every hit.
+_FTS_FROM = (f"FROM review_cot_fts CROSS JOIN rationales r ON r.id = (review_cot_fts.rowid & {_ID_MASK})")
 _TERM_RE = re.compile(r'"([^"]*)"|([^\s"]+)')
 
 # The question order for each sort (aggregates over the question's matching CoTs), then a tie-break.
@@ -57,9 +70,28 @@ def fts_query(text: str) -> str | None:
     return " ".join(terms) if terms else None
 
 
-def where(f: ReviewFilter) -> tuple[str, str, list[Any]]:
-    """(WITH-prefix, WHERE clause, params) selecting the CoTs `f` describes, over `_FROM`."""
-    clauses, params, ctes, cte_params = ["r.kind = ?"], [f.kind], [], []
+def match_expr(f: ReviewFilter) -> str:
+    """The FTS5 query for `f.q` over `review_cot_fts`: the user's terms in the CoT's question, text or
+    critiques (never in the `kind` column), restricted to CoTs of the filter's kind."""
+    terms = fts_query(f.q)
+    if terms is None:
+        raise FilterError(f"search '{f.q}' has no words to look for; type at least one word")
+    kind = f.kind.replace('"', '""')
+    return f'kind : "{kind}" AND {{question cot critiques}} : ({terms})'
+
+
+def _search_only(f: ReviewFilter) -> bool:
+    """True when `f` is a search and nothing else (besides kind and sort): the index alone answers it."""
+    return bool(f.q.strip()) and f.replace(q="", kind="cot", sort="question") == ReviewFilter()
+
+
+def where(f: ReviewFilter, example_id: int | None = None) -> tuple[str, str, list[Any]]:
+    """(WITH-prefix, WHERE clause, params) selecting the CoTs `f` describes, over `_FROM`.
+
+    With `example_id`, the search part only reads that question's documents (the clause does not itself
+    restrict r.example_id; add that when you want one question's CoTs).
+    """
+    clauses, params = ["r.kind = ?"], [f.kind]
     if f.dataset:
         clauses.append("e.dataset_id = (SELECT id FROM datasets WHERE name = ?)")
         params.append(f.dataset)
@@ -88,18 +120,12 @@ def where(f: ReviewFilter) -> tuple[str, str, list[Any]]:
         clauses.append("r.status = ?")
         params.append(f.status)
     if f.q.strip():
-        match = fts_query(f.q)
-        if match is None:
-            raise FilterError(f"search '{f.q}' has no words to look for; type at least one word")
-        ctes.append("hits(k) AS MATERIALIZED (SELECT rowid FROM review_fts WHERE review_fts MATCH ?)")
-        cte_params.append(match)
-        clauses.append(
-            "(r.id IN (SELECT k / 4 FROM hits WHERE k % 4 = 1)"
-            " OR r.example_id IN (SELECT k / 4 FROM hits WHERE k % 4 = 0)"
-            " OR r.id IN (SELECT s.rationale_id FROM self_evals s"
-            "             WHERE s.id IN (SELECT k / 4 FROM hits WHERE k % 4 = 2)))")
-    with_sql = ("WITH " + ", ".join(ctes) + " ") if ctes else ""
-    return with_sql, " AND ".join(clauses), cte_params + params
+        clauses.append(f"r.id IN (SELECT rowid & {_ID_MASK} FROM review_cot_fts WHERE review_cot_fts MATCH ?"
+                       + (" AND rowid BETWEEN ? AND ?)" if example_id is not None else ")"))
+        params.append(match_expr(f))
+        if example_id is not None:  # one question's CoTs: a rowid range of the index
+            params += [example_id << _SHIFT, (example_id << _SHIFT) | _ID_MASK]
+    return "", " AND ".join(clauses), params
 
 
 _VERDICT_VS_GOLD = "((r.correct = 0 AND r.v_correct > 0) OR (r.correct = 1 AND r.v_wrong > 0))"
@@ -128,8 +154,12 @@ def matching_ids(conn: sqlite3.Connection, f: ReviewFilter) -> list[int]:
 def count(conn: sqlite3.Connection, f: ReviewFilter, cache: dict | None = None) -> dict[str, int]:
     """How many CoTs and questions the filter selects (memoised in `cache` until the data changes)."""
     def compute():
-        w, c, p = where(f)
-        row = _run(conn, f"{w}SELECT COUNT(*), COUNT(DISTINCT r.example_id) {_from(f)} WHERE {c}", p)[0]
+        if _search_only(f):  # straight from the index: one document per CoT, its question in the rowid
+            row = _run(conn, f"SELECT COUNT(*), COUNT(DISTINCT rowid >> {_SHIFT}) FROM review_cot_fts"
+                             " WHERE review_cot_fts MATCH ?", [match_expr(f)])[0]
+        else:
+            w, c, p = where(f)
+            row = _run(conn, f"{w}SELECT COUNT(*), COUNT(DISTINCT r.example_id) {_from(f)} WHERE {c}", p)[0]
         return {"cots": row[0], "questions": row[1]}
     return _cached(conn, cache, ("count", f.replace(sort="question")), compute)
 
@@ -232,6 +262,19 @@ def facet_counts(conn: sqlite3.Connection, f: ReviewFilter, cache: dict | None =
 
 def question_ids(conn: sqlite3.Connection, f: ReviewFilter, offset: int = 0, limit: int = 50) -> list[int]:
     """Example ids of matching questions in the filter's sort order, one page."""
+    if f.q.strip() and f.sort == "question":
+        # The index's rowids are in question order: walk them and stop once the page is full.
+        if _search_only(f):
+            sql = (f"SELECT DISTINCT rowid >> {_SHIFT} FROM review_cot_fts WHERE review_cot_fts MATCH ?"
+                   " ORDER BY rowid LIMIT ? OFFSET ?")
+            p = [match_expr(f)]
+        else:
+            w, c, p = where(f.replace(q=""))
+            join = " JOIN examples e ON e.id = r.example_id" if (f.dataset or f.split) else ""
+            sql = (f"{w}SELECT DISTINCT r.example_id {_FTS_FROM}{join} WHERE review_cot_fts MATCH ? AND {c}"
+                   " ORDER BY review_cot_fts.rowid LIMIT ? OFFSET ?")
+            p = [match_expr(f)] + p
+        return [r[0] for r in _run(conn, sql, p + [int(limit), int(offset)])]
     w, c, p = where(f)
     sql = (f"{w}SELECT r.example_id {_from(f)} WHERE {c} GROUP BY r.example_id"
            f" ORDER BY {_QUESTION_ORDER[f.sort]} LIMIT ? OFFSET ?")
@@ -246,11 +289,17 @@ def question_at(conn: sqlite3.Connection, f: ReviewFilter, index: int) -> int | 
 
 def cot_rows(conn: sqlite3.Connection, f: ReviewFilter, offset: int = 0, limit: int = 50) -> list[dict]:
     """One page of matching CoTs for the compact table view (question and text shortened in SQL)."""
-    w, c, p = where(f)
-    sql = (f"{w}SELECT r.id, r.example_id, e.split, substr(e.question, 1, 120) AS question, e.answer AS gold,"
-           " r.author AS teacher, r.parsed_answer, r.correct, r.v_correct, r.v_wrong, r.v_uncertain,"
-           " r.status, r.status_reason, r.revision, substr(r.text, 1, 160) AS cot, r.updated_at"
-           f" {_FROM} WHERE {c} ORDER BY {_COT_ORDER[f.sort]} LIMIT ? OFFSET ?")
+    cols = ("SELECT r.id, r.example_id, e.split, substr(e.question, 1, 120) AS question, e.answer AS gold,"
+            " r.author AS teacher, r.parsed_answer, r.correct, r.v_correct, r.v_wrong, r.v_uncertain,"
+            " r.status, r.status_reason, r.revision, substr(r.text, 1, 160) AS cot, r.updated_at")
+    if f.q.strip() and f.sort == "question":  # rowid order = (question, CoT id): walk the index, stop at the page
+        w, c, p = where(f.replace(q=""))
+        sql = (f"{w}{cols} {_FTS_FROM} JOIN examples e ON e.id = r.example_id"
+               f" WHERE review_cot_fts MATCH ? AND {c} ORDER BY review_cot_fts.rowid LIMIT ? OFFSET ?")
+        p = [match_expr(f)] + p
+    else:
+        w, c, p = where(f)
+        sql = f"{w}{cols} {_FROM} WHERE {c} ORDER BY {_COT_ORDER[f.sort]} LIMIT ? OFFSET ?"
     return [dict(r) for r in _run(conn, sql, p + [int(limit), int(offset)])]
 
 
@@ -276,7 +325,7 @@ def question_detail(conn: sqlite3.Connection, example_id: int, f: ReviewFilter |
             evals[s["rationale_id"]].append(dict(s))
         for v in conn.execute(f"SELECT * FROM reviews WHERE rationale_id IN ({marks}) ORDER BY id", ids):
             reviews[v["rationale_id"]].append(dict(v))
-        w, c, p = where(f)
+        w, c, p = where(f, example_id=example_id)
         matched = {r[0] for r in _run(conn, f"{w}SELECT r.id {_FROM} WHERE {c} AND r.example_id = ?",
                                       p + [example_id])}
     else:
