@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("delta", type=int, help="places to move (negative = earlier)")
     q.set_defaults(func=lambda a: jobs.move(store.connect(), a.run, a.delta) or 0)
 
-    p = sub.add_parser("_run-job", help=argparse.SUPPRESS)
+    p = sub.add_parser("_run-job")  # internal: the detached worker; no help so --help does not list it
     p.add_argument("run", type=int)
     p.set_defaults(func=lambda a: jobs.run_job(a.run))
 
