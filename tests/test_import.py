@@ -255,3 +255,46 @@ def test_queries_page_and_filter(conn, tmp_path):
     hits = page_examples(conn, ds.id, search="is 7 + 7?")
     assert [h["ext_id"] for h in hits] == ["q7"]
     assert count_examples(conn, ds.id, search="100%") == 0  # % is literal, not a wildcard
+
+
+def test_large_file_duplicate_in_a_later_batch_and_bad_unicode(populated, tmp_path, monkeypatch):
+    """Past the detection sample rows are converted in a helper thread and written in batches; errors
+    found there still name the row and leave the store unchanged."""
+    monkeypatch.setattr(importing, "BATCH", 500)
+    rows = [{"id": f"r{i}", "question": f"What is {i} + 1?", "answer": f"{i + 1:,}", "split": "train"}
+            for i in range(3000)]
+    rows[2600]["id"] = "r1700"
+    before = snapshot(populated)
+    with pytest.raises(DataImportError, match=r"row 2601, column 'id': duplicate id 'r1700'"):
+        import_source(populated, str(write_jsonl(tmp_path / "dup.jsonl", rows)))
+    assert snapshot(populated) == before
+    rows[2600]["id"] = "r2600"
+    lines = [json.dumps(r) for r in rows]
+    lines[2200] = lines[2200].replace('"What is', '"\\ud800 What is')  # a lone surrogate escape
+    f = tmp_path / "surrogate.jsonl"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataImportError, match=r"row 2201, column 'question': the text is not valid Unicode"):
+        import_source(populated, str(f))
+    assert snapshot(populated) == before
+    result = import_source(populated, str(write_jsonl(tmp_path / "ok.jsonl", rows)))
+    assert result.rows == 3000 and result.counts["dev"] > 0  # dev carved from train
+    got = populated.execute("SELECT ext_id, answer FROM examples WHERE dataset_id = ? ORDER BY id",
+                            (result.dataset_id,)).fetchall()
+    assert [tuple(r) for r in got] == [(f"r{i}", str(i + 1)) for i in range(3000)]  # file order, canonical gold
+
+
+def test_content_hash_is_the_documented_sum_of_row_hashes(conn, tmp_path):
+    """The importer's fast paths must not change the content hash: recompute it from the module doc's rule."""
+    import hashlib
+
+    rows = [{"id": f"h{i}", "question": f"Q {i}?", "answer": f"{i * 1000:,}", "rationale": None if i % 3 else f"r{i}",
+             "split": ["train", "dev", "test"][i % 3], "source": "x"} for i in range(50)]
+    result = import_source(conn, str(write_jsonl(tmp_path / "h.jsonl", rows)))
+    acc = 0
+    for r in rows:
+        body = repr((r["id"], r["question"], None, str(int(r["answer"].replace(",", ""))), r["rationale"],
+                     "numeric")).encode()
+        acc += int.from_bytes(hashlib.sha256(body + b"\x00" + r["split"].encode()).digest(), "big")
+    assert result.content_hash == hashlib.sha256(f"{len(rows)}:{acc % 2**256:064x}".encode()).hexdigest()
+    meta = conn.execute("SELECT meta FROM examples WHERE ext_id = 'h4'").fetchone()[0]
+    assert json.loads(meta) == {"source": "x"}
