@@ -445,7 +445,7 @@ class _Converter:
     those of the straightforward code (the content hash of a data set does not change).
     """
 
-    _MEMO = 4096  # bound on each memo dict, so memory stays flat however many distinct golds there are
+    _MEMO = 1 << 16  # bound on the gold memo (a few MB at most), so memory stays flat however many golds
 
     def __init__(self, cols: dict[str, str | None], task_type: str, label: str, split_from_source: bool):
         self.cols, self.task_type, self.label = cols, task_type, label
