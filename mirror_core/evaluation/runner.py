@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 from mirror_core import answers, config, formats, store
-from mirror_core.errors import EvaluationError
+from mirror_core.errors import AnswerParseError, EvaluationError
 from mirror_core.evaluation import metrics
 from mirror_core.evaluation.generate import generate
 from mirror_core.evaluation.selfeval import self_evaluate
@@ -311,7 +310,7 @@ def teacher_calibration(conn: sqlite3.Connection, dataset_id: int, snapshot_id: 
         else:
             try:
                 ok = int(answers.is_correct(r["parsed_answer"], r["answer"], r["task_type"], store.loads(r["choices"])))
-            except Exception:  # noqa: BLE001 - an unparsable gold leaves the pair out, it is not "wrong"
+            except AnswerParseError:  # an unparsable gold leaves the pair out; it is not "wrong"
                 continue
         base = _VERDICT_P_CORRECT[r["verdict"]]
         c = r["confidence"]

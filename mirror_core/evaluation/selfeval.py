@@ -57,6 +57,9 @@ def self_evaluate(model, tokenizer, questions: Sequence[str], choices: Sequence[
     tokenizer.padding_side = "left" if arch == "causal" else "right"
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[SelfEval | None] = [None] * len(prompts)
+    import inspect
+
+    keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
     was_training = model.training
     model.eval()
     try:
@@ -66,7 +69,9 @@ def self_evaluate(model, tokenizer, questions: Sequence[str], choices: Sequence[
                             max_length=max_prompt_tokens).to(device)
             with torch.inference_mode():
                 if arch == "causal":
-                    logits = model(**enc, use_cache=False).logits[:, -1, :]
+                    # Only the last position's logits are needed: skip projecting every prompt token to the vocabulary.
+                    extra = {"logits_to_keep": 1} if keep_arg else {}
+                    logits = model(**enc, use_cache=False, **extra).logits[:, -1, :]
                 else:
                     start_id = model.config.decoder_start_token_id
                     dec = torch.full((len(idx), 1), start_id, dtype=torch.long, device=device)
