@@ -119,7 +119,8 @@ def main() -> None:
         grow = lambda r: r["peak_mb"] - r["base_mb"]  # noqa: E731
         print(f"\nspeed ours/pandas at {n:,} rows: {pand['seconds'] / ours['seconds']:.2f}x "
               f"(>= 1.0 means at least as fast); CPU time pandas/ours {pand['cpu_s'] / ours['cpu_s']:.2f}x "
-              f"(ours converts rows in a helper thread while SQLite writes; that overlap only shortens wall time when a core is free)")
+              "\n(ours converts rows in a helper thread while SQLite writes; that overlap only shortens wall time "
+              "when a core is free)")
         print(f"peak RSS ours/pandas: {ours['peak_mb'] / pand['peak_mb']:.2f}x; "
               f"import growth ours {grow(ours):.1f} MB vs pandas {grow(pand):.1f} MB")
         small = results[("ours", n // 4)]
