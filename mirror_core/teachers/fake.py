@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 
 from mirror_core.teachers.base import Completion, Teacher, TeacherRequest
@@ -64,8 +65,13 @@ class FakeTeacher(Teacher):
             time.sleep(self.latency_s)
         key = (self.name, list(req.messages), req.params.as_dict())
         meta = req.meta or {}
-        if meta.get("purpose") == "self_eval":
+        purpose = meta.get("purpose")
+        if purpose == "self_eval":
             text = self._self_eval(key, meta)
+        elif purpose == "review":
+            text = self._review(req.messages[-1]["content"], meta)
+        elif purpose == "judge":
+            text = self._judge(req.messages[-1]["content"], meta)
         else:
             text = self._cot(key, meta)
         if self._served_log:
@@ -114,3 +120,41 @@ class FakeTeacher(Teacher):
         critique = ("Checking each step: the arithmetic and the final line are consistent."
                     if verdict == "correct" else "One step does not follow from the previous one.")
         return f"{critique}\nEvaluation result: the given answer is {verdict}\nConfidence: {conf:.2f}"
+
+    # Peer review (MAPD) and judging (critic) are decided by the content under review, not by the
+    # prompt's wording, so a judgment is the same in both orders and scores track correctness.
+    def _review(self, prompt: str, meta) -> str:
+        solution = prompt.rsplit("Solution to score:", 1)[-1]
+        u = _unit("review", self.name, solution)
+        if u < 0.1:
+            return "The solution is hard to follow."  # no [score]: an invalid review
+        right = self._says_gold(solution, meta)
+        score = (4 if u < 0.6 else 5) if right else (2 if u < 0.6 else 1)
+        if u > 0.9:
+            score = 3  # a lukewarm reviewer now and then
+        return f"{'The reasoning reaches the right answer.' if right else 'The final answer does not match.'} [{score}]"
+
+    def _judge(self, prompt: str, meta) -> str:
+        m = re.search(r"Answer 1:\n(.*?)\n\nAnswer 2:\n(.*)$", prompt, re.S)
+        if not m:
+            return "I cannot tell the two answers apart."
+        first, second = m.group(1).strip(), m.group(2).strip()
+
+        def quality(text: str) -> tuple:
+            return (self._says_gold(text, meta), _unit("quality", self.name, text))
+
+        if first == second:
+            return "[1] both answers are the same."
+        better = 1 if quality(first) > quality(second) else 2
+        return f"[{better}] it is the more convincing answer."
+
+    @staticmethod
+    def _says_gold(text: str, meta) -> bool:
+        gold = meta.get("gold")
+        if gold is None:
+            return False
+        from mirror_core import answers
+
+        pred = answers.extract_answer(text, meta.get("task_type", "numeric"), meta.get("choices"))
+        return pred is not None and answers.is_correct(pred, str(gold), meta.get("task_type", "numeric"),
+                                                       meta.get("choices"))
