@@ -133,17 +133,19 @@ def start_ready(conn: sqlite3.Connection, home: Path | None = None,
     reap(conn)
     launched = []
     with store.transaction(conn):
-        busy = {r["device"] for r in conn.execute(
-            "SELECT device FROM runs WHERE status = 'running' AND kind IN (%s)" %
-            ",".join("?" * len(DEVICE_KINDS)), tuple(DEVICE_KINDS))}
+        busy: set[str] = set()
+        for r in conn.execute("SELECT device FROM runs WHERE status = 'running' AND kind IN (%s)" %
+                              ",".join("?" * len(DEVICE_KINDS)), tuple(DEVICE_KINDS)):
+            busy |= _units(r["device"])
         queued = conn.execute("SELECT id, kind, device FROM runs WHERE status = 'queued' AND pid IS NULL"
                               " ORDER BY queue_position, id").fetchall()
         to_launch = []
         for r in queued:
             if r["kind"] in DEVICE_KINDS:
-                if r["device"] in busy:
+                units = _units(r["device"])
+                if units & busy:
                     continue
-                busy.add(r["device"])
+                busy |= units
             to_launch.append(r)
         for r in to_launch:
             # Claim the row before launching so two callers never start the same job.
@@ -152,6 +154,13 @@ def start_ready(conn: sqlite3.Connection, home: Path | None = None,
         _launch(conn, r["id"], r["device"], home, extra_env)
         launched.append(r["id"])
     return launched
+
+
+def _units(device: str) -> set[str]:
+    """The devices a job holds: 'cpu', or one entry per GPU of 'cuda:0,1' (a multi-GPU run holds each)."""
+    if device.startswith("cuda:"):
+        return {f"cuda:{g.strip()}" for g in device.split(":", 1)[1].split(",") if g.strip()}
+    return {device}
 
 
 def _launch(conn, run_id: int, device: str, home: Path | None, extra_env: dict[str, str] | None) -> None:

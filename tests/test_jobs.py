@@ -99,3 +99,10 @@ def test_cli_jobs_list_json_and_status(conn, home):
     assert st["runs"] == {"succeeded": 1} and st["datasets"] == 0
     bad = _cli("jobs", "stop", "999", home=home)
     assert bad.returncode == 1 and bad.stderr.startswith("error: Run 999 does not exist")
+
+
+def test_multi_gpu_job_blocks_each_of_its_gpus():
+    assert jobs._units("cuda:0,1") == {"cuda:0", "cuda:1"}
+    assert jobs._units("cpu") == {"cpu"}
+    assert jobs._units("cuda:1") & jobs._units("cuda:0,1")
+    assert not jobs._units("cuda:2") & jobs._units("cuda:0,1")
