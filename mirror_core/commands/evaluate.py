@@ -42,6 +42,10 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="folder for the table (CSV, JSON, Markdown) and plots")
+    p.add_argument("--teacher", default="fake",
+                   help="teacher spec that writes the CoTs and self-evaluations (fake, local, openai:MODEL, ...)")
+    p.add_argument("--n-cots", type=int, default=2, help="CoTs per question")
+    p.add_argument("--k-evals", type=int, default=1, help="self-evaluations per CoT")
     p.set_defaults(func=cmd_experiment)
 
 
@@ -140,6 +144,6 @@ def cmd_experiment(args) -> int:
     summary = experiment.run_experiment(
         dataset=args.dataset, student=args.student, max_steps=args.max_steps, limit=args.limit,
         train_limit=args.train_limit, max_new_tokens=args.max_new_tokens, samples=args.samples,
-        device=args.device, out=args.out, log=lambda m: print(m, file=sys.stderr, flush=True))
+        device=args.device, out=args.out, teacher=args.teacher, n_cots=args.n_cots, k_evals=args.k_evals, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(summary))
     return 0
