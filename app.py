@@ -1,4 +1,5 @@
-"""Home: what the project holds, what is running, and the next step. Logic lives in mirror_core."""
+"""Entry point: the page list (sidebar) and the home page: what the project holds, what is running, and the
+next step. Every page's logic lives in mirror_core."""
 
 from pathlib import Path
 
@@ -8,45 +9,62 @@ from mirror_core import config, overview, store
 from mirror_core.errors import MirrorError
 
 st.set_page_config(page_title="Mind's Mirror Studio", page_icon="🪞", layout="wide")
-st.title("🪞 Mind's Mirror Studio")
-st.caption("Distil chains of thought — and the teacher's self-evaluation of them — into small students.")
+ROOT = Path(__file__).parent
 
-conn = store.connect()
-counts = overview.summary(conn)
 
-cols = st.columns(6)
-for col, (label, key) in zip(cols, [("Datasets", "datasets"), ("Examples", "examples"), ("CoTs", "rationales"),
-                                    ("Self-evaluations", "self_evals"), ("Teacher calls", "teacher_calls"),
-                                    ("Snapshots", "snapshots")]):
-    col.metric(label, f"{counts[key]:,}")
+def home() -> None:
+    st.title("Mind's Mirror Studio")
+    st.caption("Distil chains of thought — and the teacher's self-evaluation of them — into small students.")
 
-step = overview.next_step(conn)
-st.subheader("Next step")
-st.info(step.text)
-if step.stage == "import":
-    if st.button("Import the built-in GSM8K (offline, one click)", type="primary", key="import_gsm8k"):
-        from mirror_core.data.importing import import_source
+    conn = store.connect()
+    counts = overview.summary(conn)
 
-        with st.spinner("Importing GSM8K…"):
-            try:
-                result = import_source(conn, "gsm8k")
-            except MirrorError as exc:
-                st.error(str(exc))
-            else:
-                st.success(f"Imported {result.name}: {result.counts}")
-                st.rerun()
-if (Path(__file__).parent / step.page).exists():
-    st.page_link(step.page, label=f"Go to {step.page.split('_', 1)[1].removesuffix('.py')}", icon="➡️")
+    cols = st.columns(6)
+    for col, (label, key) in zip(cols, [("Datasets", "datasets"), ("Examples", "examples"), ("CoTs", "rationales"),
+                                        ("Self-evaluations", "self_evals"), ("Teacher calls", "teacher_calls"),
+                                        ("Snapshots", "snapshots")]):
+        col.metric(label, f"{counts[key]:,}")
 
-st.subheader("Running now")
-active = overview.active_runs(conn)
-if active:
-    st.dataframe(active, hide_index=True, width="stretch")
-else:
-    st.write("Nothing is running.")
-failed = overview.recent_failures(conn)
-if failed:
-    with st.expander(f"Recent failures ({len(failed)})"):
-        st.dataframe(failed, hide_index=True, width="stretch")
+    flash = st.session_state.pop("home_flash", None)
+    if flash:
+        st.success(flash)
+    step = overview.next_step(conn)
+    st.subheader("Next step")
+    st.info(step.text)
+    if step.stage == "import":
+        if st.button("Import the built-in GSM8K (offline, one click)", type="primary", key="import_gsm8k"):
+            from mirror_core.data.importing import import_source
 
-st.caption(f"Project home: `{config.home()}` (set MIRROR_HOME to use another). Runs: {counts['runs'] or 'none'}.")
+            with st.spinner("Importing GSM8K…"):
+                try:
+                    result = import_source(conn, "gsm8k")
+                except MirrorError as exc:
+                    st.error(str(exc))
+                else:  # shown after the rerun that moves the next step on
+                    summary = result.summary()
+                    st.session_state["home_flash"] = summary[:1].upper() + summary[1:]
+                    st.rerun()
+    if (ROOT / step.page).exists():
+        st.page_link(step.page, label=f"Go to {PAGE_TITLES.get(step.page, step.page)}", icon=":material/arrow_forward:")
+
+    st.subheader("Running now")
+    active = overview.active_runs(conn)
+    if active:
+        st.dataframe(active, hide_index=True, width="stretch")
+    else:
+        st.write("Nothing is running.")
+    failed = overview.recent_failures(conn)
+    if failed:
+        with st.expander(f"Recent failures ({len(failed)})"):
+            st.dataframe(failed, hide_index=True, width="stretch")
+
+    st.caption(f"Project home: `{config.home()}` (set MIRROR_HOME to use another). Runs: {counts['runs'] or 'none'}.")
+
+
+PAGE_TITLES = {"pages/1_Data.py": "Data", "pages/2_Generate.py": "Generate", "pages/3_Review.py": "Review",
+               "pages/4_Train.py": "Train", "pages/5_Evaluate.py": "Evaluate", "pages/6_Loops.py": "Loops"}
+ICONS = {"Data": "table_view", "Generate": "auto_awesome", "Review": "rate_review", "Train": "model_training",
+         "Evaluate": "analytics", "Loops": "autorenew"}
+pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
+pages += [st.Page(path, title=title, icon=f":material/{ICONS[title]}:") for path, title in PAGE_TITLES.items()]
+st.navigation(pages).run()

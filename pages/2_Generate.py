@@ -118,7 +118,7 @@ else:
         except MirrorError as exc:
             st.error(str(exc))
         else:
-            ss["g_run"] = run_id
+            ss["g_run"] = ss["g_run_pick"] = run_id  # follow the new run, not the one picked before
             st.success(f"Run {run_id} started in the background; it keeps going if you close this tab.")
 
 # ---------------------------------------------------------------- progress and errors
@@ -127,8 +127,9 @@ if not runs:
     st.stop()
 st.subheader("Generation runs")
 ids = [r["id"] for r in runs]
-default = ids.index(ss["g_run"]) if ss.get("g_run") in ids else 0
-run_id = st.selectbox("Run", ids, index=default, key="g_run_pick",
+if ss.get("g_run_pick") not in ids:
+    ss["g_run_pick"] = ss["g_run"] if ss.get("g_run") in ids else ids[0]
+run_id = st.selectbox("Run", ids, key="g_run_pick",
                       format_func=lambda i: next(f"#{r['id']} {r['name'] or ''} — {r['status']}" for r in runs
                                                  if r["id"] == i))
 
@@ -148,6 +149,12 @@ def progress(run_id: int) -> None:
         st.error(row["error"])
     if failed:
         st.dataframe(pd.DataFrame(failed), hide_index=True, key=f"g_errors_{run_id}")
+    if row["log_path"]:
+        with st.expander("Log"):
+            st.code(jobs.log_tail(row["log_path"], 20), language=None, wrap_lines=True)
+    if row["status"] != ss.setdefault("g_seen_status", {}).setdefault(run_id, row["status"]):
+        ss["g_seen_status"][run_id] = row["status"]
+        st.rerun()  # the Stop / Resume / Retry buttons below follow the new status
 
 
 progress(run_id)
@@ -170,5 +177,5 @@ if row["status"] in jobs.TERMINAL and c3.button("Retry failed requests", key="g_
     except MirrorError as exc:
         st.error(str(exc))
     else:
-        ss["g_run"] = new_id
+        ss["g_run"] = ss["g_run_pick"] = new_id
         st.success(f"{n} failed request(s) queued again in run {new_id}; everything else comes from the cache.")

@@ -349,7 +349,7 @@ if view == "Question":
             labels = [f"CoT {k + 1}" for k in range(len(cots))]
             if ss.get("sel_cot") not in labels:
                 ss["sel_cot"] = labels[0]
-            bar = st.columns([3, 3, 1, 1, 1, 1])
+            bar = st.columns([3, 2.4, 1.3, 1.3, 1.1, 1.1])
             bar[0].radio("Selected CoT", labels, key="sel_cot", horizontal=True)
             bar[1].text_input("Reason", key="act_reason", placeholder="reason (optional)",
                               label_visibility="collapsed")

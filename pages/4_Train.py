@@ -74,7 +74,7 @@ with st.expander("New training run", expanded=not jobs.list_runs(conn, "train"))
                                   patience=int(patience), packing=None if packing else False,
                                   lora=lora, grad_checkpointing=gc, compile=compile_)
                 run_id = submit(conn, cfg, snap, device)
-                st.session_state["run"] = run_id
+                st.session_state["run"] = st.session_state["run_pick"] = run_id  # follow the new run
                 st.success(f"Run {run_id} queued on {device}. It keeps running if you close this tab.")
             except MirrorError as exc:
                 st.error(str(exc))
@@ -84,11 +84,22 @@ runs = jobs.list_runs(conn, "train")
 if not runs:
     st.stop()
 st.subheader("Runs")
-st.dataframe(pd.DataFrame([{k: r[k] for k in ("id", "name", "status", "device", "progress_done", "progress_total",
-                                               "progress_note", "created_at")} for r in runs]), hide_index=True)
+
+
+@st.fragment(run_every=3)
+def runs_table() -> None:
+    rows = jobs.list_runs(conn, "train")
+    st.dataframe(pd.DataFrame([{"id": r["id"], "name": r["name"], "status": r["status"], "device": r["device"],
+                                "steps": f"{r['progress_done']}/{r['progress_total']}" if r["progress_total"] else "",
+                                "progress": r["progress_note"] or "", "created": (r["created_at"] or "")[:19].replace("T", " ")}
+                               for r in rows]), hide_index=True, width="stretch")
+
+
+runs_table()
 ids = [r["id"] for r in runs]
-default = ids.index(st.session_state["run"]) if st.session_state.get("run") in ids else 0
-run_id = st.selectbox("Run", ids, index=default, key="run_pick",
+if st.session_state.get("run_pick") not in ids:
+    st.session_state["run_pick"] = st.session_state["run"] if st.session_state.get("run") in ids else ids[0]
+run_id = st.selectbox("Run", ids, key="run_pick",
                       format_func=lambda i: f"{i} · {next(r for r in runs if r['id'] == i)['name'] or ''}")
 
 
@@ -118,7 +129,7 @@ def live(run_id: int) -> None:
 
         st.plotly_chart(px.line(m, x="step", y="value", color="key", title="Loss per task (train and dev)"),
                         key=f"curves_{run_id}")
-    st.code(jobs.log_tail(row["log_path"], 30), language=None)
+    st.code(jobs.log_tail(row["log_path"], 30), language=None, wrap_lines=True)
 
 
 live(run_id)

@@ -37,13 +37,25 @@ else:
         except MirrorError as exc:
             st.error(str(exc))
         else:
-            st.success(f"Eval run {run_id} queued; it runs in the background (see Jobs). Refresh to see it here.")
+            st.success(f"Eval run {run_id} queued; it runs in the background and this page follows it.")
+
+
+@st.fragment(run_every=3)
+def follow(seen: list) -> None:
+    """Re-render the page when an evaluation starts or ends (only while one is queued or running)."""
+    if [(r["id"], r["status"]) for r in jobs.list_runs(conn, "eval")] != seen:
+        st.rerun()
+
+
+evals = [(r["id"], r["status"]) for r in jobs.list_runs(conn, "eval")]
+if any(status in ("queued", "running") for _, status in evals):
+    follow(evals)
 
 # ---------------------------------------------------------------- table
 st.subheader("Runs")
 table = compare.runs_table(conn)
 if not table:
-    st.info("No evaluations yet.")
+    st.info("No evaluations yet. Pick a finished train run above and evaluate it; runs show up here.")
     st.stop()
 cols = ["eval_run", "status", "method", "student", "snapshot", "split", "n", "accuracy", "accuracy_lo",
         "accuracy_hi", "ece", "brier", "auroc", "majority_accuracy", "weighted_accuracy", "teacher_cost_usd",

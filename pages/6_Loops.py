@@ -88,7 +88,8 @@ for loop, tab in zip(LOOPS, st.tabs([t for t, _ in LOOPS.values()])):
             launch(loop)
         runs = view.loop_runs(conn, loop)
         if not runs:
-            st.info("No run of this loop yet.")
+            st.info("No run of this loop yet. Open **New run** above, pick a student (e.g. `tiny` to try it, or "
+                    "`run:N` for a trained one) and teachers, and run it in the background.")
             continue
         st.dataframe(pd.DataFrame([{k: v for k, v in r.items() if k != "result"} for r in runs]),
                      hide_index=True, key=f"{loop}_runs")

@@ -181,6 +181,15 @@ def test_filters_round_trip_through_url_params():
         ReviewFilter(status="deleted")
 
 
+def test_filter_description_reads_as_words_not_url_params():
+    assert ReviewFilter().describe() == "everything"
+    f = ReviewFilter(split="train", correct="no", verdict="any_wrong", verdict_vs_gold=True, cots_disagree=True,
+                     q="marbles", sort="teacher")
+    assert f.describe() == ('split train, wrong vs gold, any says wrong, verdict contradicts gold, '
+                            'the question\'s CoTs disagree, search "marbles"')
+    assert "=" not in f.describe()
+
+
 def test_migration_backfills_search_and_counters(home):
     """A store made before m003 gets its existing rows indexed and counted when it upgrades."""
     import sqlite3

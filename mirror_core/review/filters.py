@@ -102,5 +102,18 @@ class ReviewFilter:
 
     def describe(self) -> str:
         """One line a user can read: what this filter selects."""
-        parts = [f"{k}={v}" for k, v in self.to_params().items() if k != "sort"]
+        parts = []
+        for k, v in self.to_params().items():
+            if k == "sort":
+                continue
+            if k == "q":
+                parts.append(f'search "{v}"')
+            elif k == "verdict_vs_gold":
+                parts.append("verdict contradicts gold" if self.verdict_vs_gold else "no verdict contradicts gold")
+            elif k == "cots_disagree":
+                parts.append("the question's CoTs disagree" if self.cots_disagree else "the question's CoTs agree")
+            elif k in LABELS:
+                parts.append(LABELS[k].get(v, v))
+            else:  # dataset, split, teacher, status, kind
+                parts.append(f"{k} {v}")
         return ", ".join(parts) if parts else "everything"
