@@ -35,6 +35,7 @@ import sqlite3
 import sys
 import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -67,6 +68,12 @@ DEV_FRACTION = 0.10
 # Without a split column: bucket < 0.8 -> train, < 0.9 -> dev, else test.
 DEFAULT_SPLIT = (0.8, 0.9)
 _INTERNAL_SPLIT = "__split__"  # set by readers whose source carries the split (DatasetDict keys)
+# A plain JSONL file at least this large is converted in a worker process (a second core) while this one
+# writes; smaller files would spend more on starting the process (~0.1-0.2 s) than they gain.
+PARALLEL_MIN_BYTES = 5 * 2**20
+CHUNK_BYTES = 1 << 20   # a block of lines handed to the worker (~5k typical rows)
+IN_FLIGHT = 2           # blocks submitted ahead of the writes: memory stays a few blocks, whatever the file
+START_INLINE = True     # convert blocks in this process while the worker starts (False: wait for it)
 
 
 @dataclass
@@ -112,6 +119,9 @@ class RecordSource:
     source: str                     # stored in datasets.source
     records: Iterable[tuple[int, dict]]
     meta: dict = field(default_factory=dict)
+    # Set for a plain (uncompressed) JSON Lines file: a large one is converted in a worker process from
+    # byte blocks of the file (see `_parallel_batches`); `records` is then only read for the first rows.
+    jsonl_path: Path | None = None
 
 
 class _AlreadyImported(Exception):
@@ -166,23 +176,31 @@ def _read_jsonl(path: Path, label: str) -> Iterator[tuple[int, dict]]:
                 if obj.__class__ is dict:
                     yield lineno, obj
                     continue
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataImportError(
-                    f"the file is not UTF-8 text (byte 0x{raw[e.start:e.start + 1].hex()}); re-save it as UTF-8",
-                    file=label, row=lineno) from None
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DataImportError(f"invalid JSON ({e.msg} at character {e.pos + 1}); fix or remove this line",
-                                      file=label, row=lineno) from None
-            if not isinstance(obj, dict):
-                raise DataImportError(f"each line must be a JSON object, found {type(obj).__name__}",
-                                      file=label, row=lineno)
-            yield lineno, obj
+            obj = _jsonl_line_slow(raw, lineno, label)
+            if obj is not None:
+                yield lineno, obj
+
+
+def _jsonl_line_slow(raw: bytes, lineno: int, label: str) -> dict | None:
+    """A JSONL line (with its line end) that orjson refused or that is not an object: the standard
+    library's result, None for a blank line, or the DataImportError naming the row."""
+    if not raw.strip():
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataImportError(
+            f"the file is not UTF-8 text (byte 0x{raw[e.start:e.start + 1].hex()}); re-save it as UTF-8",
+            file=label, row=lineno) from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataImportError(f"invalid JSON ({e.msg} at character {e.pos + 1}); fix or remove this line",
+                              file=label, row=lineno) from None
+    if not isinstance(obj, dict):
+        raise DataImportError(f"each line must be a JSON object, found {type(obj).__name__}",
+                              file=label, row=lineno)
+    return obj
 
 
 def _read_json_list(path: Path, label: str) -> Iterator[tuple[int, dict]]:
@@ -349,7 +367,8 @@ def open_source(source: str, columns: ColumnMap | None = None) -> RecordSource:
         reader = _read_parquet
     else:
         raise DataImportError("unknown file type; use .jsonl, .json, .csv, .tsv or .parquet", file=label)
-    return RecordSource(label, str(path.resolve()), reader(path, label))
+    plain_jsonl = reader is _read_jsonl and not name.endswith(".gz")
+    return RecordSource(label, str(path.resolve()), reader(path, label), jsonl_path=path if plain_jsonl else None)
 
 
 def _is_single_json_document(path: Path) -> bool:
@@ -463,6 +482,25 @@ class _Converter:
 
     def _err(self, row: int, column: str | None, msg: str) -> DataImportError:
         return DataImportError(msg, file=self.label, row=row, column=column)
+
+    def take_totals(self) -> tuple:
+        """This converter's hash and split totals since the last call (then reset), for `add_totals`."""
+        out = (self.acc, self.carve_delta, self.n_carve, self.counts, self.min_train)
+        self.acc = self.carve_delta = self.n_carve = 0
+        self.counts = {"train": 0, "dev": 0, "test": 0}
+        self.min_train = None
+        return out
+
+    def add_totals(self, totals: tuple) -> None:
+        """Fold in the totals of rows that come after all rows seen so far (a worker's block)."""
+        acc, carve_delta, n_carve, counts, min_train = totals
+        self.acc += acc
+        self.carve_delta += carve_delta
+        self.n_carve += n_carve
+        for k, v in counts.items():
+            self.counts[k] += v
+        if min_train is not None and (self.min_train is None or min_train[0] < self.min_train[0]):
+            self.min_train = min_train  # strict: the earliest row wins ties, as when converting in order
 
     def convert(self, row: int, rec: dict) -> tuple:
         """One `examples` row without its constant columns: (ext_id, split, question, choices, answer,
@@ -631,6 +669,12 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
         task_type = detected = answers.detect_task_type([r.get(cols["answer"]) for _, r in head], has_choices)
     split_from_source = bool(cols["split"]) or any(_INTERNAL_SPLIT in r for _, r in head[:1])
     conv = _Converter(cols, task_type, src.label, split_from_source)
+    parallel = (src.jsonl_path is not None and len(head) >= DETECT_SAMPLE
+                and src.jsonl_path.stat().st_size >= PARALLEL_MIN_BYTES)
+    if parallel:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()  # the worker reads the rest of the file; release this reader's handle now
 
     try:
         with store.transaction(conn):
@@ -646,26 +690,30 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_carve (ext_id TEXT PRIMARY KEY)")
             conn.execute("DELETE FROM temp.import_carve")
 
-            def flush(batch: list[tuple], batch_rows: list[int], carve: list[tuple[str]]) -> None:
+            def flush(blob: bytes, batch_rows: Sequence[int], carve: list[tuple[str]]) -> None:
                 try:
-                    _insert_batch(conn, ds_id, task_type, batch)
-                except TypeError:
-                    raise _unencodable(batch, batch_rows, cols, src.label) from None
+                    conn.execute(_BATCH_SQL, (ds_id, task_type, blob))
                 except sqlite3.IntegrityError:
                     # The failing statement was undone as a whole: examples holds exactly the earlier batches.
-                    _report_duplicate(conn, ds_id, batch, batch_rows, cols["id"], src.label)
+                    _report_duplicate(conn, ds_id, orjson.loads(blob), batch_rows, cols["id"], src.label)
                     raise
                 if carve:
                     conn.executemany("INSERT INTO temp.import_carve (ext_id) VALUES (?)", carve)
 
             rows = 0
-            batches = conv.batches((head, it), BATCH)
-            # A source larger than the detection sample is converted in a helper thread while this thread
-            # writes the previous batch (SQLite runs without the GIL), two batches at most in flight.
-            with (_prefetched(batches) if len(head) >= DETECT_SAMPLE else contextlib.nullcontext(batches)) as todo:
-                for batch, batch_rows, carve in todo:
-                    flush(batch, batch_rows, carve)
-                    rows += len(batch)
+            if parallel:
+                # A large JSON Lines file: the rest of the file is converted in a worker process, block by
+                # block, while this process writes (two blocks at most in flight).
+                todo_cm = contextlib.closing(_parallel_batches(conv, head, src.jsonl_path))
+            else:
+                batches = _encoded(conv.batches((head, it), BATCH), cols, src.label)
+                # A source larger than the detection sample is converted in a helper thread while this thread
+                # writes the previous batch (SQLite runs without the GIL), two batches at most in flight.
+                todo_cm = _prefetched(batches) if len(head) >= DETECT_SAMPLE else contextlib.nullcontext(batches)
+            with todo_cm as todo:
+                for blob, batch_rows, carve in todo:
+                    flush(blob, batch_rows, carve)
+                    rows += len(batch_rows)
 
             notes = list(src.meta.get("notes") or [])
             acc = conv.acc
@@ -717,8 +765,270 @@ _BATCH_SQL = (f"INSERT INTO examples ({_COLS}) SELECT ?1, json_extract(value, '$
               " json_extract(value, '$[5]'), ?2, json_extract(value, '$[6]') FROM json_each(?3)")
 
 
-def _insert_batch(conn: sqlite3.Connection, ds_id: int, task_type: str, batch: list[tuple]) -> None:
-    conn.execute(_BATCH_SQL, (ds_id, task_type, orjson.dumps(batch)))
+def _encoded(batches: Iterator[tuple], cols: dict[str, str | None], label: str) -> Iterator[tuple]:
+    """(JSON array of the rows for `_BATCH_SQL`, row numbers, carve ids) per converted batch."""
+    try:
+        for batch, numbers, carve in batches:
+            yield _encode(batch, numbers, cols, label), numbers, carve
+    finally:
+        batches.close()
+
+
+def _encode(batch: list[tuple], numbers: list[int], cols: dict[str, str | None], label: str) -> bytes:
+    try:
+        return orjson.dumps(batch)
+    except TypeError:
+        raise _unencodable(batch, numbers, cols, label) from None
+
+
+# ------------------------------------------------------------------ converting in a worker process
+
+# The worker is a plain `python -c` child speaking pickle over its stdin/stdout, not a multiprocessing
+# pool: it never imports the caller's __main__ (the app, a user's script without a __main__ guard), needs
+# no fork server, semaphores or resource tracker, and is reaped (and its CPU time accounted) like any child.
+_WORKER_CODE = ("import os, sys; out = os.fdopen(os.dup(1), 'wb'); os.dup2(2, 1); "  # stray prints go to stderr
+                "from mirror_core.data.importing import _worker_main; _worker_main(sys.stdin.buffer, out)")
+_DEAD = object()
+
+
+def _worker_main(inp, out) -> None:
+    """The worker process: answer each (spec, block, first_row) with `_convert_chunk`'s result, in order."""
+    import pickle
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; it ends this process
+    pickle.dump("ready", out, protocol=5)
+    out.flush()
+    while True:
+        try:
+            msg = pickle.load(inp)
+        except EOFError:
+            return
+        pickle.dump(_convert_chunk(*msg), out, protocol=5)
+        out.flush()
+
+
+class _Worker:
+    """A conversion worker process: `send` blocks to it, `get` their results in the same order.
+
+    A writer and a reader thread move the bytes, so the caller never blocks on a pipe (it would
+    otherwise wait for the worker to finish a block before it could hand over the next one)."""
+
+    def __init__(self) -> None:
+        import os
+        import subprocess
+
+        root = str(Path(__file__).resolve().parents[2])  # where `mirror_core` is importable from
+        env = dict(os.environ)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_CODE], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env)
+        self.ready = threading.Event()
+        self._out: queue.Queue = queue.Queue()
+        self._results: queue.Queue = queue.Queue()
+        self._dead = False
+        self._threads = [threading.Thread(target=self._write, name="mirror-import-send", daemon=True),
+                         threading.Thread(target=self._read, name="mirror-import-recv", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _write(self) -> None:
+        import pickle
+
+        stdin = self.proc.stdin
+        try:
+            while (msg := self._out.get()) is not None:
+                pickle.dump(msg, stdin, protocol=5)
+                stdin.flush()
+        except (OSError, ValueError):  # the worker is gone; the reader reports it
+            pass
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                stdin.close()
+
+    def _read(self) -> None:
+        import pickle
+
+        stdout = self.proc.stdout
+        try:
+            if pickle.load(stdout) == "ready":
+                self.ready.set()
+                while True:
+                    self._results.put(pickle.load(stdout))
+        except Exception:  # EOF (it exited or was killed), or a broken frame
+            pass
+        finally:
+            self.ready.set()
+            self._results.put(_DEAD)
+
+    def send(self, spec: tuple, block: tuple[bytes, int]) -> None:
+        self._out.put((spec, *block))
+
+    def get(self):
+        """The next result, or None once the worker has died (the caller converts that block itself)."""
+        if self._dead:
+            return None
+        out = self._results.get()
+        if out is _DEAD:
+            self._dead = True
+            return None
+        return out
+
+    @property
+    def alive(self) -> bool:
+        return not self._dead and self.proc.poll() is None
+
+    def close(self, *, kill: bool) -> None:
+        self._out.put(None)  # the writer closes stdin: the worker exits when it has nothing left
+        if kill:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        for t in self._threads:
+            t.join()
+        self.proc.stdout.close()
+
+
+def _start_worker() -> _Worker | None:
+    """A conversion worker process, or None where none can be started."""
+    try:
+        return _Worker()
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def _line_blocks(path: Path, skip_lines: int, size: int) -> Iterator[tuple[bytes, int]]:
+    """(block of whole lines, its first line number) for the file after its first `skip_lines` lines.
+
+    Lines are split on b"\\n" exactly as iterating the file in binary mode does; a block ends after a
+    newline, except the file's last one when the file does not end with a newline."""
+    with open(path, "rb") as f:
+        for _ in range(skip_lines):
+            f.readline()
+        row = skip_lines + 1
+        parts: list[bytes] = []  # the start of a line that has no newline yet
+        while True:
+            data = f.read(size)
+            if not data:
+                break
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # a line longer than `size`: read on (joined once, so long lines stay linear)
+                parts.append(data)
+                continue
+            head = data if cut == len(data) else data[:cut]
+            block = b"".join((*parts, head)) if parts else head
+            parts = [data[cut:]] if cut < len(data) else []
+            yield block, row
+            row += block.count(b"\n")
+        if parts:
+            yield b"".join(parts), row
+
+
+_WORKER_CONVERTERS: dict[tuple, _Converter] = {}
+
+
+def _convert_chunk(spec: tuple, block: bytes, first_row: int, conv: _Converter | None = None) -> tuple:
+    """Parse and convert one block of JSONL lines (in the worker; here with `conv` when it is not up).
+
+    Returns ((rows as a JSON array for `_BATCH_SQL`, their row numbers, carve ids, the converter's
+    totals), None), or (None, (message, file, row, column)) for the first bad row: the same
+    DataImportError the in-process path raises, rebuilt by the caller (it does not pickle as itself)."""
+    if conv is None:
+        conv = _WORKER_CONVERTERS.get(spec)
+    if conv is None:  # in the worker: one converter per import (it keeps the gold memo between blocks)
+        cols, task_type, label, split_from_source = spec
+        _WORKER_CONVERTERS.clear()  # one import at a time per worker; keep the memo of the current one
+        conv = _WORKER_CONVERTERS[spec] = _Converter(dict(cols), task_type, label, split_from_source)
+    label = conv.label
+    lines = block.split(b"\n")
+    if block.endswith(b"\n"):
+        lines.pop()
+    last_has_nl = block.endswith(b"\n")
+    n = len(lines)
+    batch: list[tuple] = []
+    numbers: list[int] = []
+    append, number, convert, loads = batch.append, numbers.append, conv.convert, orjson.loads
+    conv.carve_ids = []
+    conv.take_totals()
+    try:
+        row = first_row
+        for raw in lines:
+            try:
+                obj = loads(raw)
+            except orjson.JSONDecodeError:
+                obj = None
+            if obj.__class__ is not dict:
+                # The in-process reader sees each line with its newline (JSON error positions count it).
+                full = raw + b"\n" if (row - first_row < n - 1 or last_has_nl) else raw
+                obj = _jsonl_line_slow(full, row, label)
+                if obj is None:
+                    row += 1
+                    continue
+            append(convert(row, obj))
+            number(row)
+            row += 1
+        blob = _encode(batch, numbers, conv.cols, label)
+        if len(numbers) == n:  # no blank lines: send the row numbers as a range (cheaper to pass back)
+            numbers = range(first_row, first_row + n)
+    except DataImportError as e:
+        return None, (str(e), e.file, e.row, e.column)
+    return (blob, numbers, conv.carve_ids, conv.take_totals()), None
+
+
+def _rebuilt_error(message: str, file: str | None, row: int | None, column: str | None) -> DataImportError:
+    err = DataImportError(message)
+    err.args = (message,)  # `message` already holds the "file ..., row ...: " prefix
+    err.file, err.row, err.column = file, row, column
+    return err
+
+
+def _parallel_batches(conv: _Converter, head: list[tuple[int, dict]], path: Path) -> Iterator[tuple]:
+    """(JSON rows, row numbers, carve ids) in file order: the detection sample converted here, then the
+    rest of `path` converted in a worker process, `IN_FLIGHT` blocks ahead of the caller's writes.
+
+    Until the worker is up (a tenth of a second or so) blocks are converted here, so its start costs
+    little. Where no worker can be started (or it dies), the remaining blocks are converted here too:
+    same rows, same hash, same errors. Every block's hash and split totals are folded into `conv` before
+    its rows are handed out."""
+    spec = (tuple(conv.cols.items()), conv.task_type, conv.label, conv.split_from_source)
+    local = _Converter(conv.cols, conv.task_type, conv.label, conv.split_from_source)  # for blocks done here
+    blocks = _line_blocks(path, head[-1][0], CHUNK_BYTES)
+    worker = _start_worker()
+    pending: deque = deque()  # (block, sent to the worker?), in file order
+    finished = False
+    try:
+        for batch, numbers, carve in conv.batches((head,), BATCH):
+            yield _encode(batch, numbers, conv.cols, conv.label), numbers, carve
+        if worker is not None and not START_INLINE:
+            worker.ready.wait()
+        while True:
+            if worker is not None and worker.ready.is_set() and worker.alive:
+                while len(pending) < IN_FLIGHT and (block := next(blocks, None)) is not None:
+                    worker.send(spec, block)
+                    pending.append((block, True))
+            if pending:
+                block, sent = pending.popleft()
+            else:
+                block, sent = next(blocks, None), False
+                if block is None:
+                    break
+            out = worker.get() if sent else None
+            if out is None:  # not sent, or the worker died (killed, out of memory): convert it here
+                out = _convert_chunk(spec, *block, conv=local)
+            done, error = out
+            if error is not None:
+                raise _rebuilt_error(*error)
+            blob, numbers, carve, totals = done
+            conv.add_totals(totals)
+            yield blob, numbers, carve
+        finished = True
+    finally:
+        blocks.close()
+        if worker is not None:
+            worker.close(kill=not finished)
 
 
 def _unencodable(batch: list[tuple], batch_rows: list[int], cols: dict[str, str | None],
