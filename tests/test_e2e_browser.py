@@ -1,7 +1,7 @@
 """Real browser end to end: `streamlit run app.py` on 127.0.0.1, Debian's Chromium driven by Playwright.
 
-Imports the built-in GSM8K from the home page, generates CoTs with the fake teacher (through the CLI:
-the same job the Generate page submits), then on the Review page filters by a search, edits a CoT,
+Imports the built-in GSM8K from the home page, generates CoTs with two fake teachers from the Generate
+page, then on the Review page filters by a search, edits a CoT,
 reloads and sees the edit and the filter persisted. Saves a screenshot under test-output/.
 """
 
@@ -36,7 +36,7 @@ def app_server(home):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/ensure-chromium installs it)")
     port = _free_port()
-    env = dict(os.environ, MIRROR_HOME=str(home), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, MIRROR_HOME=str(home), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
@@ -65,13 +65,62 @@ def app_server(home):
 
 
 def _settled(page, timeout=30_000):
-    """Wait until Streamlit finished the current script run."""
+    """Wait until Streamlit finished the current script run and every widget is drawn (no skeletons)."""
     page.wait_for_timeout(300)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
+        " return app && !['running', 'initial'].includes(app.dataset.testScriptState)"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]'); }",
         timeout=timeout)
     page.wait_for_timeout(300)
+
+
+def _open(page, url, heading):
+    """Load a page and wait until its title is drawn and its script run has finished."""
+    page.goto(url)
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
+    _settled(page, 60_000)
+
+
+def _shot(page, path):
+    """Screenshot of the whole page: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll("
+                           "'[data-testid=\"stMain\"], [data-testid=\"stMainBlockContainer\"]')].map(e => e.scrollHeight))")
+    old = page.viewport_size
+    page.set_viewport_size({"width": old["width"], "height": min(max(height + 40, old["height"]), 5000)})
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(old)
+
+
+def _number(page, label, value):
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    _settled(page)
+
+
+def _pick(page, combobox, option):
+    page.get_by_role("combobox", name=combobox).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    _settled(page)
+
+
+def _generate_from_page(page, base, teachers, questions, n_cots, k_evals, timeout_s=120):
+    """Generate page: swap the default teacher for `teachers`, launch, follow the live progress until done."""
+    _open(page, base + "/Generate", "Generate")
+    page.get_by_test_id("stMultiSelect").filter(has_text="Teachers").get_by_role("button", name="Remove local").click()
+    _settled(page)
+    for t in teachers:
+        _pick(page, "Teachers", t)
+    page.keyboard.press("Escape")
+    _number(page, "Questions (0 = all)", questions)
+    _number(page, "CoTs per question (N)", n_cots)
+    _number(page, "Self-evaluations per CoT (K)", k_evals)
+    page.get_by_role("button", name="Launch generation").click()
+    _settled(page)
+    page.get_by_text("succeeded:", exact=False).first.wait_for(timeout=timeout_s * 1000)
+    _settled(page)
 
 
 def test_import_generate_filter_edit_reload(app_server, home):
@@ -88,14 +137,10 @@ def test_import_generate_filter_edit_reload(app_server, home):
             # 1. import the built-in data from the home page
             page.goto(base)
             page.get_by_role("button", name="Import the built-in GSM8K").click()
-            expect(page.get_by_text("Imported gsm8k")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Imported 'gsm8k'")).to_be_visible(timeout=60_000)
 
-            # 2. generate with the fake teacher (the job the Generate page submits)
-            gen = subprocess.run(
-                [sys.executable, "-m", "mirror_core", "generate", "--dataset", "gsm8k", "--split", "train",
-                 "--limit", "6", "--teacher", "fake", "--teacher", "fake:b", "--n-cots", "2", "--k-evals", "2",
-                 "--wait"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-            assert gen.returncode == 0, gen.stderr
+            # 2. generate with two fake teachers from the Generate page, following its live progress
+            _generate_from_page(page, base, ["fake", "fake:b"], questions=6, n_cots=2, k_evals=2)
 
             # 3. filter on the Review page with a full-text search
             page.goto(base + "/Review")
