@@ -127,7 +127,8 @@ def live(run_id: int) -> None:
     if not m.empty:
         import plotly.express as px
 
-        st.plotly_chart(px.line(m, x="step", y="value", color="key", title="Loss per task (train and dev)"),
+        st.plotly_chart(px.line(m, x="step", y="value", color="key", title="Loss per task (train and dev)",
+                                labels={"value": "loss", "key": "series"}),
                         key=f"curves_{run_id}")
     st.code(jobs.log_tail(row["log_path"], 30), language=None, wrap_lines=True)
 
