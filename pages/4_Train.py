@@ -36,6 +36,11 @@ with st.expander("New training run", expanded=not jobs.list_runs(conn, "train"))
     else:
         c1, c2, c3 = st.columns(3)
         snap = c1.selectbox("Snapshot", [s["name"] for s in snaps], key="snapshot")
+        snap_id = next(s["id"] for s in snaps if s["name"] == snap)
+        if not conn.execute("SELECT 1 FROM snapshot_items WHERE snapshot_id = ? AND split = 'dev' LIMIT 1",
+                            (snap_id,)).fetchone():
+            st.warning("This snapshot has no dev items, so training has no dev loss, no best checkpoint and no "
+                       "early stopping. Generate CoTs for the dev split too, then freeze a new snapshot.")
         student = c2.text_input("Student", "smollm2", help=HELP["student"], key="student")
         method = c3.selectbox("Method", list(METHODS), help=HELP["method"], key="method")
         tasks = st.multiselect("Tasks", list(TASKS), default=list(METHODS[method]), key=f"tasks_{method}")

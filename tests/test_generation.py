@@ -210,3 +210,12 @@ def test_reset_failed_and_retry(conn):
     assert calls.reset_failed(conn) == 1                                     # ...until reset
     s = eng.run([calls.Call(t, call.request, purpose="cot")])
     assert s.sent == 1 and conn.execute("SELECT status, attempts FROM teacher_calls").fetchone()[:] == ("ok", 2)
+
+
+def test_relative_replay_path_is_made_absolute_for_the_job(tmp_path, monkeypatch):
+    from mirror_core.generation.pipeline import GenConfig
+
+    (tmp_path / "out.jsonl").write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = GenConfig(dataset="d", split="train", teachers=["replay:out.jsonl", "fake", "replay:missing.jsonl"])
+    assert cfg.teachers == [f"replay:{tmp_path / 'out.jsonl'}", "fake", "replay:missing.jsonl"]

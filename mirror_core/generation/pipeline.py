@@ -52,6 +52,10 @@ class GenConfig:
     def __post_init__(self):
         if not self.teachers:
             raise ConfigError("Give at least one teacher (e.g. --teacher local).")
+        from mirror_core.teachers.registry import absolute_spec
+
+        # Resolved here, in the caller's folder: the job runs from the project root.
+        self.teachers = [absolute_spec(t) for t in self.teachers]
         if self.n_cots < 1 or self.k_evals < 0:
             raise ConfigError("n_cots must be at least 1 and k_evals at least 0.")
         if self.limit is not None and self.limit < 1:

@@ -21,6 +21,16 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return provider, rest or None
 
 
+def absolute_spec(spec: str) -> str:
+    """The spec with a relative file path made absolute, so a job started in another folder finds it."""
+    import os
+
+    provider, rest = parse_spec(spec)
+    if provider in ("replay", "local") and rest and not os.path.isabs(rest) and os.path.exists(rest):
+        return f"{provider}:{os.path.abspath(rest)}"
+    return spec.strip()
+
+
 def make_teacher(spec: str, base_url: str | None = None, *, api_key: str | None = None,
                  timeout_s: float | None = None, device: str | None = None) -> Teacher:
     """Build the teacher a spec names. `api_key` is an in-memory override of the env var / secrets."""
