@@ -121,6 +121,29 @@ def test_worker_dev_carve_and_tiny_train_fallback(tmp_path, monkeypatch, worker_
     assert worker_path["pools"] == 2
 
 
+def test_dev_rows_after_the_sample_put_pre_carved_rows_back(tmp_path, monkeypatch, worker_path):
+    """Without dev rows in the sample, rows a carve would move are written as dev at once; a dev row later
+    (or a single train row) means no carve, and they must end up as train, with the hash of no carve."""
+    import hashlib
+
+    rows = [{"id": f"p{i}", "question": f"q{i}", "answer": str(i), "split": "train"} for i in range(2500)]
+    rows[2300]["split"] = "dev"
+    (a, rows_a), (b, rows_b) = import_both(tmp_path, monkeypatch, "".join(json.dumps(r) + "\n" for r in rows))
+    assert (a.content_hash, a.counts, rows_a) == (b.content_hash, b.counts, rows_b)
+    assert a.counts == {"train": 2499, "dev": 1, "test": 0} and [r[1] for r in rows_b] == [r["split"] for r in rows]
+    acc = sum(int.from_bytes(hashlib.sha256(repr((r["id"], r["question"], None, r["answer"], None, "numeric")).encode()
+                                            + b"\x00" + r["split"].encode()).digest(), "big") for r in rows)
+    assert b.content_hash == hashlib.sha256(f"{len(rows)}:{acc % 2**256:064x}".encode()).hexdigest()
+    # One train row (one the carve rule would move), after the sample: too few to carve from.
+    low = next(f"s{i}" for i in range(100) if importing.bucket(f"s{i}") < importing.DEV_FRACTION)
+    rows = [{"id": f"u{i}", "question": f"q{i}", "answer": "1", "split": "test"} for i in range(1500)]
+    rows[1400] = {"id": low, "question": "q", "answer": "1", "split": "train"}
+    (tmp_path / "one").mkdir()
+    (a, rows_a), (b, rows_b) = import_both(tmp_path / "one", monkeypatch, "".join(json.dumps(r) + "\n" for r in rows))
+    assert (a.content_hash, a.counts, rows_a) == (b.content_hash, b.counts, rows_b)
+    assert a.counts == {"train": 1, "dev": 0, "test": 1499}
+
+
 def bad_files():
     """(name, text, expected message) for each kind of bad row, all past the detection sample."""
     def lines(n=2500, **over):
