@@ -326,9 +326,18 @@ def log_tail(path: str | None, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
-def stop(conn: sqlite3.Connection, run_id: int, grace_s: float = 10.0) -> None:
+# How long a job may take to wind down after SIGTERM before SIGKILL. Training finishes its current
+# optimizer step and writes a checkpoint on SIGTERM, and one step of a 135M model on a CPU takes
+# tens of seconds: killing it sooner would throw away every step since the last checkpoint.
+STOP_GRACE_S = {"train": 180.0, "loop": 180.0, "eval": 30.0}
+DEFAULT_STOP_GRACE_S = 10.0
+
+
+def stop(conn: sqlite3.Connection, run_id: int, grace_s: float | None = None) -> None:
     """Stop a job: SIGTERM its process group, SIGKILL after a grace period; queued jobs are cancelled."""
     row = get(conn, run_id)
+    if grace_s is None:
+        grace_s = STOP_GRACE_S.get(row["kind"], DEFAULT_STOP_GRACE_S)
     if row["status"] in TERMINAL:
         return
     conn.execute("UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ?", (store.now(), run_id))
