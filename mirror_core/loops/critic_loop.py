@@ -16,7 +16,7 @@ judging the rest, so every round gets both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from mirror_core import store
 from mirror_core.loops import critic
@@ -57,11 +57,7 @@ class CriticConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CriticConfig":
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known - {"loop"})
-        if bad:
-            raise S.LoopError(f"Unknown critic setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}.")
-        cfg = cls(**{k: v for k, v in d.items() if k in known})
+        cfg = S.config_from_dict(cls, d, "critic")
         if not cfg.teachers:
             raise S.LoopError("The critic loop needs a teacher (--teacher SPEC).")
         if cfg.k < 2:

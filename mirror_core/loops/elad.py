@@ -17,7 +17,7 @@ Round 0 measures the initial student once for both arms (0 calls).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from mirror_core.loops import steps as S
 from mirror_core.loops import uncertainty as U
@@ -54,11 +54,7 @@ class EladConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EladConfig":
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known - {"loop"})
-        if bad:
-            raise S.LoopError(f"Unknown ELAD setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}.")
-        cfg = cls(**{k: v for k, v in d.items() if k in known})
+        cfg = S.config_from_dict(cls, d, "ELAD")
         if not cfg.teachers:
             raise S.LoopError("ELAD needs a teacher (--teacher SPEC).")
         if cfg.budget < 1 or cfg.rounds < 1 or cfg.samples < 1 or cfg.pool < 1:

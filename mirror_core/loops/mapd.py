@@ -18,7 +18,7 @@ Per round:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from mirror_core import store
 from mirror_core.loops import peer_review
@@ -69,11 +69,7 @@ class MapdConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MapdConfig":
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known - {"loop"})
-        if bad:
-            raise S.LoopError(f"Unknown MAPD setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}.")
-        cfg = cls(**{k: v for k, v in d.items() if k in known})
+        cfg = S.config_from_dict(cls, d, "MAPD")
         if not cfg.teachers or len(set(cfg.teachers)) < 2:
             raise S.LoopError("MAPD's peer review needs two or more different teachers "
                               "(--teacher A --teacher B).")
