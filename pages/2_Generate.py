@@ -35,6 +35,13 @@ c1, c2, c3 = st.columns([2, 1, 1])
 dataset = c1.selectbox("Dataset", datasets, key="g_dataset")
 split = c2.selectbox("Split", ["train", "dev", "test"], key="g_split")
 limit = c3.number_input("Questions (0 = all)", min_value=0, value=20, step=10, key="g_limit")
+dev_limit = 0
+n_dev = pipeline.count_split(conn, dataset, "dev")
+if split == "train" and n_dev:
+    dev_limit = c3.number_input("Dev questions too", min_value=0, max_value=n_dev, value=min(8, n_dev), step=4,
+                                key="g_dev_limit",
+                                help="CoTs for the first N dev questions as well, so a snapshot has dev items "
+                                     "for choosing the best checkpoint and early stopping.")
 c1, c2 = st.columns([2, 2])
 teachers = c1.multiselect("Teachers", PRESETS, default=["local"], key="g_teachers",
                           help="local = the offline SmolLM2-135M-Instruct; fake teachers are for tests.")
@@ -95,7 +102,7 @@ try:
     cfg = pipeline.GenConfig(dataset=dataset, split=split, limit=int(limit) or None, teachers=specs,
                              n_cots=int(n_cots), k_evals=int(k_evals), temperature=float(temperature),
                              max_tokens=int(max_tokens), eval_max_tokens=int(eval_max), base_url=base_url,
-                             budget_usd=float(budget) or None)
+                             budget_usd=float(budget) or None, dev_limit=int(dev_limit))
     est = pipeline.estimate(conn, cfg).as_dict()
 except MirrorError as exc:
     st.warning(str(exc))

@@ -106,7 +106,7 @@ def _pick(page, combobox, option):
     _settled(page)
 
 
-def _generate_from_page(page, base, teachers, questions, n_cots, k_evals, timeout_s=120):
+def _generate_from_page(page, base, teachers, questions, n_cots, k_evals, timeout_s=120, dev_questions=2):
     """Generate page: swap the default teacher for `teachers`, launch, follow the live progress until done."""
     _open(page, base + "/Generate", "Generate")
     page.get_by_test_id("stMultiSelect").filter(has_text="Teachers").get_by_role("button", name="Remove local").click()
@@ -115,6 +115,7 @@ def _generate_from_page(page, base, teachers, questions, n_cots, k_evals, timeou
         _pick(page, "Teachers", t)
     page.keyboard.press("Escape")
     _number(page, "Questions (0 = all)", questions)
+    _number(page, "Dev questions too", dev_questions)
     _number(page, "CoTs per question (N)", n_cots)
     _number(page, "Self-evaluations per CoT (K)", k_evals)
     page.get_by_role("button", name="Launch generation").click()

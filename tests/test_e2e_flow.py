@@ -69,10 +69,13 @@ def test_whole_flow_through_the_pages(app_server, home):
             expect(page.get_by_text("Imported 'gsm8k'")).to_be_visible(timeout=60_000)
             _shot(page, OUT / "flow-1-data.png")
 
-            # 2. generate from the page with the fake teacher, N=3, K=2; the progress follows it to the end
-            _generate_from_page(page, base, ["fake"], questions=5, n_cots=3, k_evals=2)
-            assert conn.execute("SELECT COUNT(*) FROM rationales WHERE kind = 'cot'").fetchone()[0] == 15
-            assert conn.execute("SELECT COUNT(*) FROM self_evals").fetchone()[0] == 30
+            # 2. generate from the page with the fake teacher, N=3, K=2, for 5 train + 2 dev questions;
+            # the progress follows it to the end
+            _generate_from_page(page, base, ["fake"], questions=5, n_cots=3, k_evals=2, dev_questions=2)
+            assert conn.execute("SELECT COUNT(*) FROM rationales WHERE kind = 'cot'").fetchone()[0] == 21
+            assert conn.execute("SELECT COUNT(*) FROM self_evals").fetchone()[0] == 42
+            assert conn.execute("SELECT COUNT(*) FROM rationales r JOIN examples e ON e.id = r.example_id"
+                                " WHERE e.split = 'dev'").fetchone()[0] == 6
             _shot(page, OUT / "flow-2-generate.png")
 
             # 3. review: the fake teacher's self-evaluations sometimes contradict the gold; edit, reject, accept
@@ -106,7 +109,7 @@ def test_whole_flow_through_the_pages(app_server, home):
             name.press("Enter")
             _settled(page)
             page.get_by_role("button", name="Freeze snapshot").click()
-            expect(page.get_by_text("Snapshot first: 14 items")).to_be_visible(timeout=20_000)
+            expect(page.get_by_text("Snapshot first: 20 items")).to_be_visible(timeout=20_000)
 
             # 4. train two tiny students in the background; live loss curves
             _open(page, base + "/Train", "Train")

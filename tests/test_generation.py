@@ -219,3 +219,16 @@ def test_relative_replay_path_is_made_absolute_for_the_job(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     cfg = GenConfig(dataset="d", split="train", teachers=["replay:out.jsonl", "fake", "replay:missing.jsonl"])
     assert cfg.teachers == [f"replay:{tmp_path / 'out.jsonl'}", "fake", "replay:missing.jsonl"]
+
+
+def test_dev_limit_adds_dev_questions_to_a_train_run(conn, home):
+    _dataset(conn, n=6)
+    conn.execute("UPDATE examples SET split = 'dev' WHERE ext_id IN ('q4', 'q5')")
+    run_id = jobs.submit(conn, "generate", _cfg(limit=3, dev_limit=1, teachers=["fake:a"], k_evals=1))
+    row = jobs.wait(conn, run_id, poll_s=0.1, timeout_s=60)
+    assert row["status"] == "succeeded", jobs.log_tail(row["log_path"])
+    by_split = dict(conn.execute("SELECT e.split, COUNT(*) FROM rationales r JOIN examples e ON e.id = r.example_id"
+                                 " GROUP BY e.split").fetchall())
+    assert by_split == {"train": 3 * 2, "dev": 1 * 2}
+    with pytest.raises(Exception, match="dev_limit"):
+        pipeline.GenConfig(dataset="toy", teachers=["fake"], split="test", dev_limit=2)

@@ -21,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (see `data list`)")
     p.add_argument("--split", default="train", choices=("train", "dev", "test"))
     p.add_argument("--limit", type=int, help="first N questions of the split (default: all)")
+    p.add_argument("--dev-limit", type=int, default=0,
+                   help="with --split train: also the first N dev questions, for model selection in training")
     p.add_argument("--teacher", action="append", required=True, metavar="SPEC",
                    help=f"repeatable: {SPEC_HELP}")
     p.add_argument("--n-cots", type=int, default=3, help="CoTs per question per teacher (default 3)")
@@ -82,8 +84,8 @@ def build_config(conn, args) -> pipeline.GenConfig:
                              n_cots=args.n_cots, k_evals=args.k_evals, temperature=args.temperature,
                              max_tokens=args.max_tokens, eval_max_tokens=args.eval_max_tokens, seed=args.seed,
                              base_url=args.base_url, budget_usd=args.budget, timeout_s=args.timeout,
-                             retry_failed=args.retry_failed)
-    examples = pipeline.select_examples(conn, cfg.dataset, cfg.split, cfg.limit)
+                             retry_failed=args.retry_failed, dev_limit=args.dev_limit)
+    examples = pipeline.config_examples(conn, cfg)
     cfg.templates = pipeline.resolve_templates(conn, {e["task_type"] for e in examples})
     return cfg
 

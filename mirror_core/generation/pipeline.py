@@ -33,6 +33,9 @@ class GenConfig:
     teachers: list[str]
     split: str = "train"
     limit: int | None = None
+    # The first N dev questions too, so a snapshot made from this run has dev items for model selection
+    # (best checkpoint, early stopping). Only with split='train'.
+    dev_limit: int = 0
     n_cots: int = 3
     k_evals: int = 2
     temperature: float = 0.7
@@ -62,6 +65,8 @@ class GenConfig:
             raise ConfigError("limit must be at least 1 (or none for the whole split).")
         if self.split not in ("train", "dev", "test"):
             raise ConfigError(f"split must be train, dev or test, not '{self.split}'.")
+        if self.dev_limit < 0 or (self.dev_limit and self.split != "train"):
+            raise ConfigError("dev_limit adds dev questions to a train-split run; use 0 for other splits.")
         GenParams(temperature=self.temperature, max_tokens=self.max_tokens)  # range checks
 
     @classmethod
@@ -77,6 +82,20 @@ class GenConfig:
 
 
 # ---------------------------------------------------------------- inputs
+
+def config_examples(conn: sqlite3.Connection, cfg: "GenConfig") -> list[dict]:
+    """The questions a run covers: the split's first `limit`, plus the first `dev_limit` dev questions."""
+    examples = select_examples(conn, cfg.dataset, cfg.split, cfg.limit)
+    if cfg.dev_limit:
+        examples += select_examples(conn, cfg.dataset, "dev", cfg.dev_limit)
+    return examples
+
+
+def count_split(conn: sqlite3.Connection, dataset: str, split: str) -> int:
+    """How many questions a dataset has in a split (0 when the dataset does not exist)."""
+    return conn.execute("SELECT COUNT(*) FROM examples e JOIN datasets d ON d.id = e.dataset_id"
+                        " WHERE d.name = ? AND e.split = ?", (dataset, split)).fetchone()[0]
+
 
 def select_examples(conn: sqlite3.Connection, dataset: str, split: str, limit: int | None) -> list[dict]:
     """The first `limit` examples of a dataset's split, in import order."""
@@ -223,7 +242,7 @@ def estimate(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher] |
     `specs_models` gives (spec, provider, model) when they are not at hand."""
     from mirror_core.teachers.registry import parse_spec
 
-    examples = select_examples(conn, cfg.dataset, cfg.split, cfg.limit)
+    examples = config_examples(conn, cfg)
     if not cfg.templates:
         cfg.templates = resolve_templates(conn, {e["task_type"] for e in examples})
     est = pricing.Estimate()
@@ -267,7 +286,7 @@ def run(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher], *, ru
         progress: Callable[[int, int, str, float], None] | None = None,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Generate CoTs then self-evaluations for every teacher; returns a summary (counts, cost, agreement)."""
-    examples = select_examples(conn, cfg.dataset, cfg.split, cfg.limit)
+    examples = config_examples(conn, cfg)
     if not cfg.templates:
         cfg.templates = resolve_templates(conn, {e["task_type"] for e in examples})
     engine = CallEngine(conn, run_id, budget_usd=cfg.budget_usd, retry_failed=cfg.retry_failed,
