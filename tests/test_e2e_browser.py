@@ -34,7 +34,12 @@ def _free_port() -> int:
 @pytest.fixture
 def app_server(home):
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/ensure-chromium installs it)")
+        # `make test` installs it first (scripts/ensure-chromium), so under CI a missing browser is a failure,
+        # never a silent skip; a bare `pytest` on a machine without it skips with this reason.
+        msg = "Debian's chromium is not installed (scripts/ensure-chromium installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
     port = _free_port()
     env = dict(os.environ, MIRROR_HOME=str(home), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     log = open(home / "streamlit.log", "w")
