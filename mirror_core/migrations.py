@@ -512,3 +512,92 @@ def m006_review_search_per_cot(db: sqlite3.Connection) -> None:
           AND NEW.rationale_id IS NOT OLD.rationale_id;
     END;
     """)
+
+
+@migration
+def m007_self_evals_stale(db: sqlite3.Connection) -> None:
+    """`self_evals.stale` = 1 when the CoT was edited after the evaluation was written (it judged other text).
+
+    Stale evaluations stay visible (marked) but no longer count in the per-CoT verdict counters that the
+    Review filters read; review.curation.edit_cot sets the flag. These triggers undo what the m006/m003
+    counter triggers do for rows that are (or become) stale.
+    """
+    db.executescript("""
+    ALTER TABLE self_evals ADD COLUMN stale INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TRIGGER self_evals_au_stale AFTER UPDATE OF stale ON self_evals
+    WHEN (NEW.stale != 0) IS NOT (OLD.stale != 0) BEGIN
+        UPDATE rationales SET
+            v_correct = v_correct + (CASE WHEN NEW.stale THEN -1 ELSE 1 END) * (NEW.verdict IS 'correct'),
+            v_wrong = v_wrong + (CASE WHEN NEW.stale THEN -1 ELSE 1 END) * (NEW.verdict IS 'wrong'),
+            v_uncertain = v_uncertain + (CASE WHEN NEW.stale THEN -1 ELSE 1 END) * (NEW.verdict IS 'uncertain')
+        WHERE id = NEW.rationale_id;
+    END;
+    CREATE TRIGGER self_evals_ai_stale AFTER INSERT ON self_evals WHEN NEW.stale BEGIN
+        UPDATE rationales SET v_correct = v_correct - (NEW.verdict IS 'correct'),
+                              v_wrong = v_wrong - (NEW.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain - (NEW.verdict IS 'uncertain')
+        WHERE id = NEW.rationale_id;
+    END;
+    CREATE TRIGGER self_evals_ad_stale AFTER DELETE ON self_evals WHEN OLD.stale BEGIN
+        UPDATE rationales SET v_correct = v_correct + (OLD.verdict IS 'correct'),
+                              v_wrong = v_wrong + (OLD.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain + (OLD.verdict IS 'uncertain')
+        WHERE id = OLD.rationale_id;
+    END;
+    CREATE TRIGGER self_evals_au_verdict_stale AFTER UPDATE OF verdict, rationale_id ON self_evals
+    WHEN OLD.stale AND NEW.stale BEGIN
+        UPDATE rationales SET v_correct = v_correct + (OLD.verdict IS 'correct'),
+                              v_wrong = v_wrong + (OLD.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain + (OLD.verdict IS 'uncertain')
+        WHERE id = OLD.rationale_id;
+        UPDATE rationales SET v_correct = v_correct - (NEW.verdict IS 'correct'),
+                              v_wrong = v_wrong - (NEW.verdict IS 'wrong'),
+                              v_uncertain = v_uncertain - (NEW.verdict IS 'uncertain')
+        WHERE id = NEW.rationale_id;
+    END;
+    """)
+
+
+@migration
+def m008_call_attempts_and_row_identity(db: sqlite3.Connection) -> None:
+    """Every HTTP attempt of a teacher call, and rows keyed by what was asked rather than by the call.
+
+    `call_attempts`: one row per attempt, written 'sent' BEFORE the request leaves (by the worker thread) and
+    completed after ('answered' / 'failed'); an attempt whose process died in flight stays 'sent' until a
+    later run marks it 'lost'. `billing` says whether the provider may have charged for it ('billed',
+    'possible' for timeouts and lost attempts, 'none' for HTTP errors), so the ledger counts what may have
+    been billed and a resumed run can say how many requests were possibly billed twice.
+
+    Rationales and self-evaluations were unique per call, so two questions (or two datasets) that share
+    a cached request got one row between them; now a call gives one row per example (CoTs) and per
+    rationale (self-evaluations): the cache still avoids paying twice.
+    """
+    db.executescript("""
+    CREATE TABLE call_attempts (
+        id INTEGER PRIMARY KEY,
+        call_id INTEGER NOT NULL REFERENCES teacher_calls(id) ON DELETE CASCADE,
+        run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        attempt INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('sent', 'answered', 'failed', 'lost')),
+        billing TEXT NOT NULL DEFAULT 'possible' CHECK (billing IN ('billed', 'possible', 'none')),
+        status TEXT,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        cost_usd REAL,
+        est_cost_usd REAL NOT NULL DEFAULT 0,
+        latency_s REAL,
+        error TEXT,
+        sent_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX call_attempts_call ON call_attempts(call_id);
+    CREATE INDEX call_attempts_run ON call_attempts(run_id);
+
+    DROP INDEX rationales_call;
+    CREATE UNIQUE INDEX rationales_example_call ON rationales(example_id, call_id) WHERE call_id IS NOT NULL;
+    CREATE INDEX rationales_call ON rationales(call_id);
+    DROP INDEX self_evals_call;
+    CREATE UNIQUE INDEX self_evals_rationale_call ON self_evals(rationale_id, call_id) WHERE call_id IS NOT NULL;
+    CREATE INDEX self_evals_call ON self_evals(call_id);
+    """)
