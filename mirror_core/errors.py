@@ -80,3 +80,7 @@ class CurationError(MirrorError):
 
 class LoopError(MirrorError):
     """A feedback loop (ELAD, MAPD, critic) cannot run with the given settings or data."""
+
+
+class IncompleteRunError(MirrorError):
+    """A job finished its work but some of it failed (e.g. teacher requests); resuming it retries those."""

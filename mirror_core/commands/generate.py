@@ -25,8 +25,10 @@ def register(sub) -> None:
                    help="with --split train: also the first N dev questions, for model selection in training")
     p.add_argument("--teacher", action="append", required=True, metavar="SPEC",
                    help=f"repeatable: {SPEC_HELP}")
-    p.add_argument("--n-cots", type=int, default=3, help="CoTs per question per teacher (default 3)")
-    p.add_argument("--k-evals", type=int, default=2, help="self-evaluations per CoT (default 2)")
+    p.add_argument("--n-cots", type=int,
+                   help="CoTs per question per teacher (default 3; a replay teacher: all its file holds)")
+    p.add_argument("--k-evals", type=int,
+                   help="self-evaluations per CoT (default 2; a replay teacher: all its file holds)")
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--max-tokens", type=int, help="CoT length cap (default 512; 256 with only local teachers)")
     p.add_argument("--eval-max-tokens", type=int,

@@ -2,20 +2,28 @@
 
 Keys come from the process environment (the app passes typed keys through the launched process's
 environment; the CLI inherits the shell's), never from the config. Resuming runs the handler again: the
-call cache answers what was answered, and 'pending' rows — sent but unanswered when the process died —
-are sent again, so every request ends with exactly one recorded answer.
+call cache answers what was answered, 'pending' rows — sent but unanswered when the process died —
+are sent again (their lost attempts stay in the ledger as possibly billed, and the progress note says
+"possibly billed twice: N"), and requests that failed in the earlier try are retried. A run whose work
+ends with failed requests ends "finished with N failed" (status failed, exit 1), so a script notices.
 """
 
 from __future__ import annotations
 
 import time
 
+from mirror_core.errors import IncompleteRunError
 from mirror_core.generation import pipeline
 from mirror_core.teachers.registry import make_teacher
 
 
 def run(ctx) -> None:
     cfg = pipeline.GenConfig.from_dict(ctx.config)
+    # A resume of a run that made requests before is asked to finish them: its failed requests go again.
+    resumed = ctx.conn.execute("SELECT 1 FROM call_attempts WHERE run_id = ? LIMIT 1", (ctx.run_id,)).fetchone()
+    if resumed is not None and not cfg.retry_failed:
+        cfg.retry_failed = True
+        ctx.log("resuming: requests that failed before are sent again")
     teachers = [make_teacher(spec, base_url=cfg.base_url, timeout_s=cfg.timeout_s) for spec in cfg.teachers]
     last = [0.0]
 
@@ -37,12 +45,28 @@ def run(ctx) -> None:
             if k != "ok":
                 errors[k] = errors.get(k, 0) + v
     done = sum(summary[p]["cached"] + summary[p]["sent"] for p in ("cots", "self_evals") if p in summary)
-    total = sum(summary[p]["requests"] for p in ("cots", "self_evals") if p in summary)
-    ctx.progress(done, total, "stopped" if summary.get("stopped") else
-                 ("done" + (f", not ok: {errors}" if errors else "")), summary["cost_usd"])
+    # The total counts the work still owed: the self-evaluations of CoTs whose request failed.
+    total = sum(summary[p]["requests"] for p in ("cots", "self_evals") if p in summary) \
+        + summary.get("self_evals_owed", 0)
+    failed = summary.get("failed", 0)
+    twice = summary.get("possibly_billed_twice", 0)
+    if summary.get("stopped"):
+        note = "stopped"
+    elif failed:
+        note = f"finished with {failed} failed"
+    else:
+        note = "done" + (f", not ok: {errors}" if errors else "")
+    if twice:
+        note += f"; possibly billed twice: {twice}"
+    ctx.progress(done, total, note, summary["cost_usd"])
     ctx.set_result(summary)
     ctx.log(f"generation {'stopped' if summary.get('stopped') else 'finished'}: {done}/{total} requests answered, "
-            f"cost ${summary['cost_usd']:.4f}")
+            f"cost ${summary['cost_usd']:.4f}" + (f", possibly billed twice: {twice}" if twice else ""))
+    if failed and not summary.get("stopped"):
+        owed = summary.get("self_evals_owed", 0)
+        raise IncompleteRunError(
+            f"finished with {failed} failed of {done} requests" + (f" ({owed} self-evaluations owed)" if owed else "")
+            + "; see the error table (`teacher_calls`), then resume the run to send the failed ones again.")
 
 
 def launch(conn, cfg: dict, *, name: str | None = None, device: str = "cpu",

@@ -2,8 +2,8 @@
 
 The defaults below are list prices at the time of writing, seeded once; edit them with `set_price` or on
 the Generate page when they change. Models without a price cost 0 and the estimate names them, so a
-budget cap is never silently meaningless. The ledger of a run is SUM(cost_usd) of its teacher calls:
-cached answers cost nothing because they were paid for by the run that made them.
+budget cap is never silently meaningless. The ledger of a run is what its HTTP attempts may have been
+billed (`call_attempts`; see `ledger`): cached answers cost nothing because the run that made them paid.
 """
 
 from __future__ import annotations
@@ -70,10 +70,34 @@ def estimate_tokens(chars: int) -> int:
     return int(chars / CHARS_PER_TOKEN) + 1
 
 
+# The cost of one attempt as far as the provider may have charged: billed ones at their cost (a billed
+# reply without usage at its worst case), possibly billed ones (timeouts, answers lost with a killed
+# process) at the cost of the same request's billed answer when there is one, else at the worst case.
+_ATTEMPT_COST = """CASE
+    WHEN a.billing = 'billed' THEN COALESCE(a.cost_usd, a.est_cost_usd)
+    WHEN a.billing = 'possible' THEN COALESCE(
+        (SELECT b.cost_usd FROM call_attempts b WHERE b.call_id = a.call_id AND b.billing = 'billed'
+         AND b.cost_usd IS NOT NULL ORDER BY b.id DESC LIMIT 1), a.est_cost_usd)
+    ELSE 0 END"""
+
+
 def ledger(conn: sqlite3.Connection, run_id: int) -> float:
-    """What a run has spent: the sum of its calls' costs."""
-    return float(conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM teacher_calls WHERE run_id = ?",
-                              (run_id,)).fetchone()[0])
+    """What a run may have been billed: every HTTP attempt it made (`call_attempts`), counting lost and
+    timed-out ones as possibly billed; calls made before attempts were recorded count their own cost."""
+    attempts = conn.execute(f"SELECT COALESCE(SUM({_ATTEMPT_COST}), 0) FROM call_attempts a WHERE a.run_id = ?",
+                            (run_id,)).fetchone()[0]
+    legacy = conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM teacher_calls c WHERE c.run_id = ? AND NOT EXISTS"
+                          " (SELECT 1 FROM call_attempts a WHERE a.call_id = c.id)", (run_id,)).fetchone()[0]
+    return float(attempts) + float(legacy)
+
+
+def possibly_billed_twice(conn: sqlite3.Connection, run_id: int) -> int:
+    """Requests of this run that may have been billed more than once: two or more of their attempts were
+    answered or may have been (a lost answer re-sent after a crash, a timeout the server finished)."""
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM (SELECT call_id FROM call_attempts WHERE billing != 'none' AND call_id IN"
+        " (SELECT call_id FROM call_attempts WHERE run_id = ?) GROUP BY call_id HAVING COUNT(*) >= 2)",
+        (run_id,)).fetchone()[0])
 
 
 @dataclass
