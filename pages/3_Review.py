@@ -174,6 +174,7 @@ with st.expander(f"Bulk action on the {n_cots:,} CoTs of this filter"):
             try:
                 n = curation.bulk_set_status(db, p["filter"], p["action"], p["reason"], expected_count=p["count"])
                 ss["flash"] = ("success", f"{p['action']}: {n:,} CoTs updated.")
+                ss["bulk_reason"] = ""
             except MirrorError as exc:
                 ss["flash"] = ("error", str(exc))
 
@@ -206,6 +207,9 @@ def verdict_chips(evals, truth) -> str:
     chips = []
     for s in evals:
         v = s["verdict"]
+        if s.get("stale"):
+            chips.append(f":gray-badge[stale: {v or 'unparsed'}]")
+            continue
         conf = f" {s['confidence']:.2f}" if s["confidence"] is not None else ""
         clash = (v == "correct" and truth == 0) or (v == "wrong" and truth == 1)
         chips.append(f":{VERDICT_COLOR.get(v, 'gray')}-badge[{'⚠ ' if clash else ''}{v or 'unparsed'}{conf}]")
@@ -229,7 +233,7 @@ def run_action(func, *args, **kwargs):
         ss["flash"] = ("error", str(exc))
 
 
-def save_edit(rid):
+def save_edit(rid, name):
     try:
         curation.edit_cot(db, rid, ss[f"text_{rid}"], expected_revision=ss[f"base_{rid}"])
     except ConflictError as exc:
@@ -238,10 +242,31 @@ def save_edit(rid):
     except MirrorError as exc:
         ss["flash"] = ("error", str(exc))
         return
-    ss["flash"] = ("success", f"CoT {rid} saved; answer re-parsed and graded.")
+    stale = curation.stale_count(db, rid)
+    ss["flash"] = ("success", f"{name} saved; answer re-parsed and graded."
+                   + (f" {stale} self-evaluation{'s' if stale != 1 else ''} of its earlier text marked stale."
+                      if stale else ""))
     for k in (f"base_{rid}", f"text_{rid}", f"conflict_{rid}"):
         ss.pop(k, None)
     ss[f"edit_{rid}"] = False
+
+
+REFERENCE = "reference"
+
+
+def evaluator_label(evaluator: str) -> str:
+    if evaluator == REFERENCE:
+        return "reference (answer vs gold, not a teacher)"
+    return f"`{evaluator}`"
+
+
+def reevaluate(rid, name):
+    try:
+        run_id = curation.reevaluate(db, rid, label=name)
+    except MirrorError as exc:
+        ss["flash"] = ("error", str(exc))
+    else:
+        ss["flash"] = ("success", f"Re-evaluating {name}: generate run {run_id} queued (see the Generate page).")
 
 
 def keep_mine(rid, revision):
@@ -266,9 +291,20 @@ def cot_card(i, cot, selected):
         if cot["self_evals"]:
             with st.expander(f"Critiques ({len(cot['self_evals'])})"):
                 for s in cot["self_evals"]:
-                    st.markdown(f"**{s['verdict'] or 'unparsed'}** · {s['evaluator']}"
-                                + (f" · confidence {s['confidence']:.2f}" if s["confidence"] is not None else ""))
-                    st.markdown(steps_md(s["critique"]))
+                    st.markdown(f"**{s['verdict'] or 'unparsed'}** · {evaluator_label(s['evaluator'])}"
+                                + (f" · confidence {s['confidence']:.2f}" if s["confidence"] is not None else "")
+                                + (" · :gray-badge[stale: written about an earlier text]" if s.get("stale") else ""))
+                    if s["critique"]:
+                        st.markdown(steps_md(s["critique"]))
+                    elif s["evaluator"] == REFERENCE:
+                        st.caption("No critique: the verdict compares the CoT's answer with the gold answer.")
+        n_stale = sum(1 for s in cot["self_evals"] if s.get("stale"))
+        if n_stale:
+            st.caption(f"{n_stale} self-evaluation{'s' if n_stale != 1 else ''} judged an earlier text of this CoT "
+                       "(stale: not counted in the verdict filters).")
+            st.button("Re-evaluate", key=f"reeval_{rid}", on_click=reevaluate, args=(rid, f"CoT {i + 1}"),
+                      help="Queue the generation run that wrote this CoT again: cached CoTs cost nothing, "
+                           "edited CoTs get new self-evaluations of their current text.")
         if cot["reviews"]:
             st.markdown("Peer review: " + " · ".join(
                 f"{'★' * (r['score'] or 0)}{'☆' * (5 - (r['score'] or 0))} `{r['reviewer']}`"
@@ -289,7 +325,7 @@ def cot_card(i, cot, selected):
                         language="diff")
                 st.button("Keep mine over theirs", key=f"keep_{rid}", on_click=keep_mine,
                           args=(rid, cot["revision"]))
-            st.button("Save", key=f"save_{rid}", type="primary", on_click=save_edit, args=(rid,))
+            st.button("Save", key=f"save_{rid}", type="primary", on_click=save_edit, args=(rid, f"CoT {i + 1}"))
         else:  # closing the editor discards the draft; the next edit starts from the current revision
             for k in (f"base_{rid}", f"text_{rid}", f"conflict_{rid}"):
                 ss.pop(k, None)
@@ -347,20 +383,38 @@ if view == "Question":
             st.info("This question has no CoTs of this kind yet.")
         else:
             labels = [f"CoT {k + 1}" for k in range(len(cots))]
-            if ss.get("sel_cot") not in labels:
-                ss["sel_cot"] = labels[0]
+            matching = [lab for lab, c in zip(labels, cots) if c["matches"]]
+            context = (ex_id, f)
+            if ss.get("_sel_ctx") != context:  # another question or filter: start from its first match
+                ss["_sel_ctx"], ss["_sel_explicit"], ss["act_reason"] = context, False, ""
+                ss["sel_cot"] = (matching or labels)[0]
+            elif ss.get("sel_cot") not in labels:
+                ss["sel_cot"] = (matching or labels)[0]
+            elif matching and ss["sel_cot"] not in matching and not ss.get("_sel_explicit"):
+                ss["sel_cot"] = matching[0]  # the selected CoT left the filter (e.g. after an action)
             bar = st.columns([3, 2.4, 1.3, 1.3, 1.1, 1.1])
-            bar[0].radio("Selected CoT", labels, key="sel_cot", horizontal=True)
+            bar[0].radio("Selected CoT", labels, key="sel_cot", horizontal=True,
+                         on_change=lambda: ss.update(_sel_explicit=True),
+                         format_func=lambda lab: lab if lab in matching else f"{lab} (not in filter)")
             bar[1].text_input("Reason", key="act_reason", placeholder="reason (optional)",
                               label_visibility="collapsed")
             sel = cots[labels.index(ss["sel_cot"])]
+            PAST = {"accept": "accepted", "reject": "rejected", "flag": "flagged", "reset": "reset to active"}
 
-            def act(action, rid):
-                run_action(curation.set_status, db, rid, action, ss.get("act_reason", ""))
+            def act(action, rid, name):
+                reason = (ss.get("act_reason") or "").strip()
+                try:
+                    curation.set_status(db, rid, action, reason)
+                except MirrorError as exc:
+                    ss["flash"] = ("error", str(exc))
+                    return
+                ss["flash"] = ("success", f"{name} {PAST[action]}" + (f" — reason: {reason}" if reason else "") + ".")
+                ss["act_reason"], ss["_sel_explicit"] = "", False  # a reason never carries over to the next action
 
             for col, (action, text, key) in zip(bar[2:], [("accept", "Accept", "A"), ("reject", "Reject", "X"),
                                                            ("flag", "Flag", "F"), ("reset", "Reset", None)]):
-                col.button(text, key=f"act_{action}", on_click=act, args=(action, sel["id"]), shortcut=key)
+                col.button(text, key=f"act_{action}", on_click=act, args=(action, sel["id"], ss["sel_cot"]),
+                           shortcut=key)
             per_row = min(3, len(cots))
             for start in range(0, len(cots), per_row):
                 cols = st.columns(per_row)
@@ -398,18 +452,24 @@ elif view == "Table":
 
 elif view == "Teacher quality":
     st.caption("Accuracy of each teacher's CoTs against the gold, and how often its self-evaluation verdicts "
-               "match the truth about the CoT they judge (counted per evaluator).")
+               "match the truth about the CoT they judge (counted per evaluator). ECE and AUROC: how well the "
+               "self-evaluation's P(correct) is calibrated against the gold and separates right CoTs from wrong "
+               "ones. The reference evaluator compares each answer with the gold: calibrated by construction, "
+               "not a teacher's judgment. Stale self-evaluations (of an earlier text) are left out.")
     tq = queries.teacher_quality(db, f.dataset, f.kind)
     if not tq:
         st.info("No CoTs yet.")
     else:
         st.dataframe(pd.DataFrame([{
-            "teacher": t["teacher"], "CoTs": t["cots"],
+            "teacher": ("reference (answer vs gold)" if t["teacher"] == REFERENCE else t["teacher"]),
+            "CoTs": t["cots"],
             "accuracy": None if t["accuracy"] is None else round(t["accuracy"], 3),
             "no answer": t["parse_errors"], "self-evals": t["self_evals"],
             "verdict matches truth": None if t["verdict_accuracy"] is None else round(t["verdict_accuracy"], 3),
             "says correct on wrong": t["confusion"]["correct"]["wrong"],
-            "says wrong on right": t["confusion"]["wrong"]["right"]} for t in tq]),
+            "says wrong on right": t["confusion"]["wrong"]["right"],
+            "ECE": None if t["ece"] is None else round(t["ece"], 3),
+            "AUROC": None if t["auroc"] is None else round(t["auroc"], 3)} for t in tq]),
             hide_index=True, width="stretch", key="tq_table")
         cols = st.columns(min(3, len(tq)))
         for k, t in enumerate(tq):

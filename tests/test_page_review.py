@@ -155,3 +155,59 @@ def test_table_and_teacher_quality_views(home, conn):
     shortcuts = {b.key: b.proto.shortcut for b in at.button if b.key in ("next", "prev", "act_accept",
                                                                          "act_reject", "act_flag")}
     assert shortcuts == {"next": "j", "prev": "k", "act_accept": "a", "act_reject": "x", "act_flag": "f"}
+
+
+def test_selection_follows_the_filter_and_the_reason_clears(home, conn):
+    seeded(conn, questions=10)
+    at = _app().run()
+    at.selectbox(key="f_correct").set_value("no").run()
+    ex_id = queries.question_at(conn, ReviewFilter(correct="no"), 0)
+    detail = queries.question_detail(conn, ex_id, ReviewFilter(correct="no"))
+    first_match = next(k for k, c in enumerate(detail["cots"]) if c["matches"])
+    assert at.radio(key="sel_cot").value == f"CoT {first_match + 1}"
+    at.text_input(key="act_reason").input("wrong final answer").run()
+    at.button(key="act_reject").click().run()
+    rid = detail["cots"][first_match]["id"]
+    assert tuple(conn.execute("SELECT status, status_reason FROM rationales WHERE id = ?", (rid,)).fetchone()) \
+        == ("rejected", "wrong final answer")
+    assert at.text_input(key="act_reason").value == ""
+    assert any(s.value == f"CoT {first_match + 1} rejected — reason: wrong final answer." for s in at.success)
+    at.button(key="next").click().run()
+    at.button(key="act_accept").click().run()
+    assert conn.execute("SELECT COUNT(*) FROM rationales WHERE status = 'accepted' AND status_reason IS NOT NULL"
+                        ).fetchone()[0] == 0
+
+
+def test_edit_marks_self_evaluations_stale_and_names_the_card(home, conn):
+    seeded(conn, questions=3)
+    at = _app().run()
+    ex_id = queries.question_at(conn, ReviewFilter(), 0)
+    cot = queries.question_detail(conn, ex_id)["cots"][1]
+    rid, n_evals = cot["id"], len(cot["self_evals"])
+    assert n_evals and cot["id"] > 1
+    at.toggle(key=f"edit_{rid}").set_value(True).run()
+    at.text_area(key=f"text_{rid}").input(f"Recounted.\nThe answer is {cot['parsed_answer']}.").run()
+    at.button(key=f"save_{rid}").click().run()
+    assert any(s.value.startswith("CoT 2 saved") and f"{n_evals} self-evaluations" in s.value for s in at.success)
+    assert conn.execute("SELECT COUNT(*) FROM self_evals WHERE rationale_id = ? AND stale = 1", (rid,)).fetchone()[0] \
+        == n_evals
+    assert conn.execute("SELECT v_correct + v_wrong + v_uncertain FROM rationales WHERE id = ?", (rid,)).fetchone()[0] == 0
+    assert "stale:" in _text(at)
+    at.button(key=f"reeval_{rid}").click().run()  # seeded CoTs have no generate run: a sentence, not a crash
+    assert any("cannot be re-evaluated" in e.value for e in at.error)
+    at.button(key=f"revert_{rid}_1").click().run()  # back to the judged text: current again
+    assert conn.execute("SELECT COUNT(*) FROM self_evals WHERE rationale_id = ? AND stale = 1", (rid,)).fetchone()[0] == 0
+
+
+def test_teacher_quality_shows_calibration_and_labels_the_reference_evaluator(home, conn):
+    seeded(conn, questions=6)
+    rows = cots(conn)
+    conn.executemany("INSERT INTO self_evals (rationale_id, evaluator, critique, verdict, confidence, created_at)"
+                     " VALUES (?, 'reference', '', ?, 1.0, ?)",
+                     [(r["id"], "correct" if r["correct"] else "wrong", store.now()) for r in rows])
+    at = _app().run()
+    at.radio(key="view").set_value("Teacher quality").run()
+    tq = at.dataframe[0].value.set_index("teacher")
+    assert tq.loc["reference (answer vs gold)", "ECE"] == 0.0
+    assert tq.loc["reference (answer vs gold)", "AUROC"] == 1.0
+    assert 0.0 < tq.loc["fake", "ECE"] < 1.0 and 0.5 < tq.loc["fake", "AUROC"] < 1.0

@@ -68,7 +68,52 @@ def edit_cot(conn: sqlite3.Connection, rationale_id: int, new_text: str, *, expe
         conn.execute(
             "INSERT INTO rationale_revisions (rationale_id, revision, old_text, new_text, author, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)", (rationale_id, new_rev, row["text"], new_text, author, ts))
+        _mark_stale(conn, rationale_id, new_text)
     return dict(_rationale(conn, rationale_id))
+
+
+def _mark_stale(conn: sqlite3.Connection, rationale_id: int, current: str) -> None:
+    """Flag each self-evaluation whose judged text differs from the CoT's current text (m007).
+
+    The judged text is the revision in effect when the evaluation was written, so a revert back to
+    that text makes its evaluations current again.
+    """
+    revs = conn.execute("SELECT revision, old_text, new_text, created_at FROM rationale_revisions"
+                        " WHERE rationale_id = ? ORDER BY revision", (rationale_id,)).fetchall()
+    for ev in conn.execute("SELECT id, created_at, stale FROM self_evals WHERE rationale_id = ?",
+                           (rationale_id,)).fetchall():
+        judged = revs[0]["old_text"] if revs else current
+        for r in revs:
+            if r["created_at"] < ev["created_at"]:
+                judged = r["new_text"]
+        stale = int(judged != current)
+        if stale != ev["stale"]:
+            conn.execute("UPDATE self_evals SET stale = ? WHERE id = ?", (stale, ev["id"]))
+
+
+def stale_count(conn: sqlite3.Connection, rationale_id: int) -> int:
+    """How many of the CoT's self-evaluations were written about an earlier text."""
+    return conn.execute("SELECT COUNT(*) FROM self_evals WHERE rationale_id = ? AND stale",
+                        (rationale_id,)).fetchone()[0]
+
+
+def reevaluate(conn: sqlite3.Connection, rationale_id: int, *, label: str | None = None, start: bool = True) -> int:
+    """Queue the generate run that wrote this CoT again: its cached CoTs cost nothing and every CoT whose
+    text changed gets new self-evaluations of its current text. Returns the new run id."""
+    from mirror_core import jobs
+
+    row = _rationale(conn, rationale_id)
+    name = label or f"CoT {rationale_id}"
+    run = conn.execute("SELECT * FROM runs WHERE id = ? AND kind = 'generate'", (row["run_id"],)).fetchone() \
+        if row["run_id"] else None
+    if run is None:
+        raise CurationError(f"{name} was not written by a generate run here, so it cannot be re-evaluated "
+                            "from this page; run generation for its dataset with self-evaluations (K > 0).")
+    cfg = store.loads(run["config"]) or {}
+    if not cfg.get("k_evals"):
+        raise CurationError(f"{name} came from run {run['id']}, which wrote no self-evaluations (K = 0); "
+                            "launch a generation with K > 0 on the Generate page.")
+    return jobs.submit(conn, "generate", cfg, name=f"re-evaluate edited CoTs (as run {run['id']})", start=start)
 
 
 def history(conn: sqlite3.Connection, rationale_id: int) -> list[dict]:

@@ -397,7 +397,7 @@ def teacher_quality(conn: sqlite3.Connection, dataset: str | None = None, kind: 
                        "verdict_accuracy": None}
     for row in conn.execute(
             "SELECT s.evaluator, COALESCE(s.verdict, 'unparsed'), r.correct, COUNT(*)"
-            f" FROM self_evals s JOIN rationales r ON r.id = s.rationale_id WHERE r.kind = ?{ds_clause}"
+            f" FROM self_evals s JOIN rationales r ON r.id = s.rationale_id WHERE r.kind = ? AND NOT s.stale{ds_clause}"
             " GROUP BY 1, 2, 3", [kind] + ds_params):
         t = out.setdefault(row[0], {"teacher": row[0], "cots": 0, "graded": 0, "accuracy": None,
                                     "parse_errors": 0, "self_evals": 0, "verdict_accuracy": None,
@@ -410,4 +410,36 @@ def teacher_quality(conn: sqlite3.Connection, dataset: str | None = None, kind: 
         decided = c["correct"]["right"] + c["correct"]["wrong"] + c["wrong"]["right"] + c["wrong"]["wrong"]
         hits = c["correct"]["right"] + c["wrong"]["wrong"]
         t["verdict_accuracy"] = hits / decided if decided else None
+        t["ece"] = t["auroc"] = None
+    for ev, cal in _calibration(conn, ds_clause, ds_params, kind).items():
+        out[ev].update(cal)
     return sorted(out.values(), key=lambda t: t["teacher"])
+
+
+# P(correct) of a self-evaluation, as mirror_core.evaluation.runner.teacher_calibration reads it: the stated
+# confidence for "correct", 1 - it for "wrong", 0.5 for "uncertain"; 1 / 0 without a stated confidence.
+_P_CORRECT = ("CASE WHEN s.verdict = 'uncertain' THEN 0.5"
+              " WHEN s.verdict = 'correct' THEN COALESCE(MIN(1.0, MAX(0.0, s.confidence)), 1.0)"
+              " ELSE 1.0 - COALESCE(MIN(1.0, MAX(0.0, s.confidence)), 1.0) END")
+
+
+def _calibration(conn, ds_clause: str, ds_params: list, kind: str) -> dict[str, dict]:
+    """ECE (10 equal-width bins) and AUROC of each evaluator's P(correct) against the CoT's truth vs gold,
+    from (evaluator, p, correct) counts aggregated in SQL (fresh, parsed verdicts on graded CoTs)."""
+    import numpy as np
+
+    from mirror_core.evaluation import metrics
+
+    groups: dict[str, tuple[list, list, list]] = {}
+    for ev, p, ok, n in conn.execute(
+            f"SELECT s.evaluator, {_P_CORRECT}, r.correct, COUNT(*) FROM self_evals s"
+            f" JOIN rationales r ON r.id = s.rationale_id WHERE r.kind = ? AND NOT s.stale"
+            f" AND s.verdict IS NOT NULL AND r.correct IS NOT NULL{ds_clause} GROUP BY 1, 2, 3",
+            [kind] + ds_params):
+        g = groups.setdefault(ev, ([], [], []))
+        g[0].append(p), g[1].append(ok), g[2].append(n)
+    out = {}
+    for ev, (p, ok, n) in groups.items():
+        conf, cor = np.repeat(np.array(p, float), n), np.repeat(np.array(ok, int), n)
+        out[ev] = {"ece": metrics.ece(conf, cor), "auroc": metrics.auroc(conf, cor), "calibrated_n": int(sum(n))}
+    return out
