@@ -5,6 +5,7 @@ Policies (rejected CoTs are always left out):
 - ``correct``: only CoTs whose answer matches the gold (Reasoning Teacher's filter);
 - ``self-eval-correct``: only CoTs whose self-evaluations say "correct" by a strict majority;
 - ``accepted``: only CoTs a reviewer accepted.
+Any policy can be narrowed to some teachers (`teachers`: author specs such as 'replay:PaLM 540B').
 
 `snapshot_items` holds one frozen row per (example, CoT): split, question, gold answer, the CoT text at
 its current revision, and its self-evaluations as a JSON list of {critique, verdict, confidence}. The hash
@@ -58,8 +59,32 @@ def _feed(h, row) -> None:
     h.update(json.dumps(item, sort_keys=True, ensure_ascii=False).encode() + b"\n")
 
 
-def create_snapshot(conn: sqlite3.Connection, name: str, policy: str, dataset: str | None = None) -> dict:
-    """Freeze the current CoTs under `policy` as snapshot `name`; returns {id, name, policy, size, hash}."""
+def teachers_available(conn: sqlite3.Connection, dataset: str | None = None) -> list[str]:
+    """The authors of CoTs (teacher specs, e.g. 'openai:gpt-4o-mini', 'replay:PaLM 540B'), for selecting."""
+    sql = "SELECT DISTINCT r.author FROM rationales r JOIN examples e ON e.id = r.example_id WHERE r.kind = 'cot'"
+    args: list[Any] = []
+    if dataset:
+        sql += " AND e.dataset_id = (SELECT id FROM datasets WHERE name = ?)"
+        args.append(dataset)
+    return [r[0] for r in conn.execute(sql + " ORDER BY 1", args)]
+
+
+def _teacher_filter(conn, teachers: list[str] | None, dataset: str | None) -> tuple[str | None, list[str]]:
+    if not teachers:
+        return None, []
+    known = teachers_available(conn, dataset)
+    unknown = [t for t in teachers if t not in known]
+    if unknown:
+        raise SnapshotError(f"no CoTs by {', '.join(repr(t) for t in unknown)}"
+                            + (f" in dataset '{dataset}'" if dataset else "")
+                            + f"; teachers with CoTs: {', '.join(known) or 'none yet'}")
+    return f"r.author IN ({','.join('?' * len(teachers))})", list(teachers)
+
+
+def create_snapshot(conn: sqlite3.Connection, name: str, policy: str, dataset: str | None = None,
+                    teachers: list[str] | None = None) -> dict:
+    """Freeze the current CoTs under `policy` as snapshot `name`; returns {id, name, policy, size, hash}.
+    `teachers` (author specs) keeps only their CoTs."""
     name = (name or "").strip()
     if not name:
         raise SnapshotError("a snapshot needs a name, e.g. 'gsm8k-correct-v1'")
@@ -79,6 +104,10 @@ def create_snapshot(conn: sqlite3.Connection, name: str, policy: str, dataset: s
             dataset_id = row[0]
             where.append("e.dataset_id = ?")
             params.append(dataset_id)
+        by_teacher, teacher_args = _teacher_filter(conn, teachers, dataset)
+        if by_teacher:
+            where.append(by_teacher)
+            params += teacher_args
         select = _SELECT_ITEMS.format(where=" AND ".join(where))
         h, size, splits = _hasher(), 0, {}
         for row in conn.execute(select, params):  # streamed: memory does not grow with the snapshot
@@ -88,16 +117,20 @@ def create_snapshot(conn: sqlite3.Connection, name: str, policy: str, dataset: s
         if size == 0:
             raise SnapshotError(
                 f"no CoTs match policy '{policy}'" + (f" in dataset '{dataset}'" if dataset else "")
+                + (f" by {', '.join(teachers)}" if teachers else "")
                 + "; generate CoTs first, or pick a looser policy (e.g. 'all')")
         digest = h.hexdigest()
         meta = {"description": POLICY_HELP[policy], "dataset": dataset, "splits": splits}
+        if teachers:
+            meta["teachers"] = list(teachers)
         sid = conn.execute(
             "INSERT INTO snapshots (name, policy, dataset_id, hash, size, meta, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, policy, dataset_id, digest, size, store.dumps(meta), store.now())).lastrowid
         conn.execute("INSERT INTO snapshot_items (snapshot_id, example_id, rationale_id, revision, split,"
                      " question, answer, cot, self_evals) SELECT ?, * FROM (" + select + ")", [sid] + params)
-    return {"id": sid, "name": name, "policy": policy, "size": size, "hash": digest, "dataset": dataset}
+    return {"id": sid, "name": name, "policy": policy, "size": size, "hash": digest, "dataset": dataset,
+            "teachers": list(teachers) if teachers else None}
 
 
 def get_snapshot(conn: sqlite3.Connection, name_or_id: str | int) -> dict:
@@ -259,8 +292,9 @@ def export_datasets(conn: sqlite3.Connection, name_or_id: str | int, out: str | 
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def preview_counts(conn: sqlite3.Connection, dataset: str | None = None) -> dict[str, int]:
-    """How many CoTs each policy would freeze now (before creating a snapshot)."""
+def preview_counts(conn: sqlite3.Connection, dataset: str | None = None,
+                   teachers: list[str] | None = None) -> dict[str, int]:
+    """How many CoTs each policy would freeze now (before creating a snapshot), optionally of some teachers."""
     sums = ", ".join(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)" for cond in POLICIES.values())
     sql = (f"SELECT {sums} FROM rationales r JOIN examples e ON e.id = r.example_id"
            " WHERE r.kind = 'cot' AND r.status != 'rejected'")
@@ -268,5 +302,8 @@ def preview_counts(conn: sqlite3.Connection, dataset: str | None = None) -> dict
     if dataset:
         sql += " AND e.dataset_id = (SELECT id FROM datasets WHERE name = ?)"
         params.append(dataset)
+    if teachers:
+        sql += f" AND r.author IN ({','.join('?' * len(teachers))})"
+        params += list(teachers)
     row = conn.execute(sql, params).fetchone()
     return {p: (row[i] or 0) for i, p in enumerate(POLICIES)}

@@ -157,3 +157,57 @@ def test_replay_file_names_its_teacher_and_holds_feedback_and_reviews(conn, tmp_
     bad = _write(tmp_path / "two.jsonl", [{"id": "q0", "cot": "a", "teacher": "A"}, {"id": "q1", "cot": "b", "teacher": "B"}])
     with pytest.raises(DataImportError, match="one replay file holds one teacher"):
         read_replay(bad)
+
+
+def test_snapshot_selects_by_teacher(conn, tmp_path):
+    from mirror_core import snapshots
+    from mirror_core.errors import SnapshotError
+
+    _dataset(conn)
+    a = _write(tmp_path / "a.jsonl", _rows(n_cots=2, n_evals=1), teacher="A")
+    b = _write(tmp_path / "b.jsonl", _rows(n_cots=3, n_evals=1), teacher="B")
+    cfg = pipeline.GenConfig(dataset="toy", teachers=[f"replay:{a}", f"replay:{b}"])
+    pipeline.run(conn, cfg, [make_teacher(t) for t in cfg.teachers], log=lambda m: None)
+    assert snapshots.preview_counts(conn, "toy", teachers=["replay:B"])["all"] == 6
+    snap = snapshots.create_snapshot(conn, "b-only", "all", "toy", teachers=["replay:B"])
+    assert snap["size"] == 6
+    authors = {r[0] for r in conn.execute("SELECT r.author FROM snapshot_items i JOIN rationales r"
+                                          " ON r.id = i.rationale_id WHERE i.snapshot_id = ?", (snap["id"],))}
+    assert authors == {"replay:B"}
+    assert snapshots.get_snapshot(conn, "b-only")["meta"]["teachers"] == ["replay:B"]
+    with pytest.raises(SnapshotError, match="no CoTs by 'replay:C'.*replay:A, replay:B"):
+        snapshots.create_snapshot(conn, "c", "all", "toy", teachers=["replay:C"])
+
+
+def test_mapd_runs_on_replayed_teachers(conn, home, tmp_path):
+    """FAIR-style data: each teacher's rationale, its feedback on a mistake and its scores of the others."""
+    from loops_helpers import context, make_dataset
+    from mirror_core.loops import job
+    from mirror_core.loops import steps as S
+
+    make_dataset(conn, n_train=3, n_dev=2)
+    golds = {f"q{i}": str((2 + i) + (3 + 2 * i)) for i in range(3)}
+
+    def rows(me, other, score):
+        return [{"id": q, "cots": [f"{me} adds the numbers.\nThe answer is {g}."],
+                 "feedback": f"{me}: the student added wrong; the sum is {g}.", "reviews": {other: score}}
+                for q, g in golds.items()]
+
+    a = _write(tmp_path / "a.jsonl", rows("A", "B", 4), teacher="A")
+    b = _write(tmp_path / "b.jsonl", rows("B", "A", 2), teacher="B")
+    cfg = {"loop": "mapd", "dataset": "arith", "student": "tiny", "teachers": [f"replay:{a}", f"replay:{b}"],
+           "budget": 30, "rounds": 1, "pool": 3, "eval_limit": 2, "max_new_tokens": 8, "train_steps": 1}
+    ctx = context(conn, home, cfg)
+    job.run(ctx)
+    mine = S.step_record(conn, ctx.run_id, 1, "mine")
+    n = len(mine["mistakes"])
+    assert n == 3  # a random tiny student gets every question wrong
+    assert conn.execute("SELECT COUNT(*) FROM teacher_calls WHERE status != 'ok'").fetchone()[0] == 0
+    fb = conn.execute("SELECT author, text FROM rationales WHERE kind = 'feedback'").fetchall()
+    assert sorted(r["author"] for r in fb) == ["replay:A"] * 3 + ["replay:B"] * 3
+    reviews = {(r["author"], r["reviewer"], r["score"]) for r in conn.execute(
+        "SELECT r.author, v.reviewer, v.score FROM reviews v JOIN rationales r ON r.id = v.rationale_id")}
+    assert reviews == {("replay:B", "replay:A", 4), ("replay:A", "replay:B", 2)}
+    status = {(r[0], r[1]) for r in conn.execute("SELECT author, status FROM rationales WHERE kind = 'cot'")}
+    assert status == {("replay:B", "accepted"), ("replay:A", "rejected")}
+    assert S.step_record(conn, ctx.run_id, 1, "train")["rationale_items"] == 3

@@ -14,6 +14,10 @@ Per round:
              student: feedback as the critique task (input: question + the student's wrong reasoning),
              then accepted rationales as the CoT task; α splits the epochs between them (α = 0.5: equal).
   eval       greedy CoT accuracy on the held-out split
+
+Replayed teachers (`replay:FILE`, a file that also holds "feedback" and "reviews" per question) take
+part like live ones: every request carries the question's id (`ext_id`) and, for a review, the author of
+the rationale under review, and a score given as data is stored as given.
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ def run(ctx, cfg: MapdConfig) -> dict:
     if not train_pool:
         raise S.LoopError(f"Dataset '{cfg.dataset}' has no train split to mine mistakes on.")
     by_id = {e.id: e for e in train_pool}
+    ext_ids = _ext_ids(conn, ds)
     eval_split, eval_set = S.eval_examples(conn, ds, cfg.eval_limit)
     teachers = S.Teachers(conn, run_id, cfg.teachers, should_stop=ctx.should_stop, log=ctx.log)
     T = teachers.specs
@@ -150,12 +155,12 @@ def run(ctx, cfg: MapdConfig) -> dict:
                                              ("rationale", "cot", RATIONALE, RATIONALE_PROMPT)):
             if S.step_record(conn, run_id, rnd, step) is None:
                 _write_per_teacher(ctx, teachers, mistakes, by_id, student_text, step, kind, template, prompt,
-                                   cfg, rnd)
+                                   cfg, rnd, ext_ids)
             tick(f"r{rnd} {step}")
         rats = S.step_record(conn, run_id, rnd, "rationale")["written"]
         # ---- peer review
         if S.step_record(conn, run_id, rnd, "review") is None:
-            _review(ctx, teachers, rats, by_id, cfg, rnd)
+            _review(ctx, teachers, rats, by_id, cfg, rnd, ext_ids)
         tick(f"r{rnd} review")
         # ---- accept
         acc_rec = S.step_record(conn, run_id, rnd, "accept")
@@ -179,7 +184,28 @@ def run(ctx, cfg: MapdConfig) -> dict:
     return summary(conn, run_id)
 
 
-def _write_per_teacher(ctx, teachers, mistakes, by_id, student_text, step, kind, template, prompt, cfg, rnd):
+def _ext_ids(conn, ds: int) -> dict[int, str]:
+    """Example id -> the dataset's own question id, by which a replayed teacher finds its outputs."""
+    return {r[0]: r[1] for r in conn.execute("SELECT id, ext_id FROM examples WHERE dataset_id = ?", (ds,))}
+
+
+def _placeholders(ids: list) -> str:
+    return ",".join("?" * len(ids)) or "NULL"
+
+
+def _given_score(conn, call_id: int | None) -> int | None:
+    """A score a replayed teacher gave as data (its file's "reviews"), else None: the text is parsed."""
+    if not call_id:
+        return None
+    row = conn.execute("SELECT raw FROM teacher_calls WHERE id = ?", (call_id,)).fetchone()
+    raw = store.loads(row["raw"]) if row and row["raw"] else None
+    review = ((raw or {}).get("response") or {}).get("review") if isinstance(raw, dict) else None
+    score = review.get("score") if isinstance(review, dict) else None
+    return int(score) if isinstance(score, (int, float)) and 1 <= score <= 5 else None
+
+
+def _write_per_teacher(ctx, teachers, mistakes, by_id, student_text, step, kind, template, prompt, cfg, rnd,
+                       ext_ids=None):
     conn = ctx.conn
     written = []
     replies_by_teacher = {}
@@ -189,7 +215,8 @@ def _write_per_teacher(ctx, teachers, mistakes, by_id, student_text, step, kind,
             e = by_id[m["example_id"]]
             prompts.append(prompt.format(gold=e.answer, question=e.question_text(),
                                          student=student_text[m["rationale_id"]]))
-            metas.append({"gold": e.answer, "task_type": e.task_type, "choices": e.choices, "example_id": e.id})
+            metas.append({"gold": e.answer, "task_type": e.task_type, "choices": e.choices, "example_id": e.id,
+                          "ext_id": (ext_ids or {}).get(e.id)})
         replies_by_teacher[spec] = teachers.ask(spec, prompts, purpose=kind, template=template, metas=metas,
                                                 max_tokens=cfg.teacher_max_tokens) if prompts else []
     with store.transaction(conn):
@@ -208,11 +235,11 @@ def _write_per_teacher(ctx, teachers, mistakes, by_id, student_text, step, kind,
                      calls=len(mistakes) * len(teachers.specs))
 
 
-def _review(ctx, teachers, rats, by_id, cfg, rnd):
+def _review(ctx, teachers, rats, by_id, cfg, rnd, ext_ids=None):
     conn = ctx.conn
+    rat_ids = [r["rationale_id"] for r in rats if r["rationale_id"]]
     texts = {r["id"]: r["text"] for r in conn.execute(
-        f"SELECT id, text FROM rationales WHERE id IN ({','.join('?' * len(rats)) or 'NULL'})",
-        [r["rationale_id"] for r in rats if r["rationale_id"]])}
+        f"SELECT id, text FROM rationales WHERE id IN ({_placeholders(rat_ids)})", rat_ids)}
     jobs_by_reviewer = {spec: [] for spec in teachers.specs}
     for r in rats:
         for spec in teachers.specs:
@@ -223,7 +250,8 @@ def _review(ctx, teachers, rats, by_id, cfg, rnd):
         prompts = [REVIEW_PROMPT.format(gold=by_id[r["example_id"]].answer, question=by_id[r["example_id"]].question_text(),
                                         rationale=texts[r["rationale_id"]]) for r in todo]
         metas = [{"gold": by_id[r["example_id"]].answer, "task_type": by_id[r["example_id"]].task_type,
-                  "example_id": r["example_id"], "rationale_id": r["rationale_id"]} for r in todo]
+                  "example_id": r["example_id"], "rationale_id": r["rationale_id"], "author": r["author"],
+                  "ext_id": (ext_ids or {}).get(r["example_id"])} for r in todo]
         got = teachers.ask(spec, prompts, purpose="review", template=REVIEW, metas=metas,
                            max_tokens=cfg.teacher_max_tokens) if prompts else []
         replies[spec] = list(zip(todo, got))
@@ -231,7 +259,9 @@ def _review(ctx, teachers, rats, by_id, cfg, rnd):
     with store.transaction(conn):
         for spec, pairs in replies.items():
             for r, reply in pairs:
-                score = peer_review.parse_score(reply.text) if reply.status in ("ok", "truncated") else None
+                score = None
+                if reply.status in ("ok", "truncated"):
+                    score = _given_score(conn, reply.call_id) or peer_review.parse_score(reply.text)
                 exists = conn.execute("SELECT id FROM reviews WHERE call_id = ? AND rationale_id = ?",
                                       (reply.call_id, r["rationale_id"])).fetchone() if reply.call_id else None
                 if not exists:
@@ -274,9 +304,9 @@ def _accept(conn, run_id, rats, cfg, rnd) -> dict:
 
 def _train(ctx, conn, run_id, cfg, rnd, ckpt, mistakes, acc_rec, by_id, student_text) -> dict:
     fb = S.step_record(conn, run_id, rnd, "feedback")["written"]
+    fb_ids = [f["rationale_id"] for f in fb if f["rationale_id"]]
     fb_text = {r["id"]: r["text"] for r in conn.execute(
-        f"SELECT id, text FROM rationales WHERE id IN ({','.join('?' * len(fb)) or 'NULL'})",
-        [f["rationale_id"] for f in fb if f["rationale_id"]])}
+        f"SELECT id, text FROM rationales WHERE id IN ({_placeholders(fb_ids)})", fb_ids)}
     parent = {m["example_id"]: m["rationale_id"] for m in mistakes}
     fb_items = [S.item(by_id[f["example_id"]], student_text[parent[f["example_id"]]], rationale_id=f["rationale_id"],
                        self_evals=[{"critique": fb_text[f["rationale_id"]], "verdict": "wrong", "confidence": 1.0}])
