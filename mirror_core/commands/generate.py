@@ -29,6 +29,9 @@ def register(sub) -> None:
                    help="CoTs per question per teacher (default 3; a replay teacher: all its file holds)")
     p.add_argument("--k-evals", type=int,
                    help="self-evaluations per CoT (default 2; a replay teacher: all its file holds)")
+    p.add_argument("--evaluator", choices=("teacher", "reference"), default="teacher",
+                   help="who judges each CoT: 'teacher' (its K self-evaluations) or 'reference' (a verdict from "
+                        "the CoT's answer vs the gold, confidence 1.0, no critique, no teacher calls)")
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--max-tokens", type=int, help="CoT length cap (default 512; 256 with only local teachers)")
     p.add_argument("--eval-max-tokens", type=int,
@@ -86,7 +89,8 @@ def build_config(conn, args) -> pipeline.GenConfig:
                              n_cots=args.n_cots, k_evals=args.k_evals, temperature=args.temperature,
                              max_tokens=args.max_tokens, eval_max_tokens=args.eval_max_tokens, seed=args.seed,
                              base_url=args.base_url, budget_usd=args.budget, timeout_s=args.timeout,
-                             retry_failed=args.retry_failed, dev_limit=args.dev_limit)
+                             retry_failed=args.retry_failed, dev_limit=args.dev_limit,
+                             evaluator=args.evaluator)
     examples = pipeline.config_examples(conn, cfg)
     cfg.templates = pipeline.resolve_templates(conn, {e["task_type"] for e in examples})
     return cfg
@@ -125,6 +129,9 @@ def cmd_generate(args) -> int:
         print_estimate(est, args.json)
         return 0
     check_keys(cfg.teachers, cfg.base_url)
+    if cfg.split == "test" and any(parse_spec(s)[0] == "palm" for s in cfg.teachers):
+        print("note: PaLM CoTs on the test split are a reference for comparing students with the teacher; "
+              "they are never trained on (snapshots train on train and select on dev)")
     run_id = jobs.submit(conn, "generate", cfg.as_dict(), name=args.name or f"generate {cfg.dataset}/{cfg.split}",
                          device=args.device)
     print(f"run {run_id}: generate queued ({est.requests} requests, at most ${est.cost_usd:.4f})")

@@ -59,8 +59,13 @@ class GenConfig:
     backoff_s: float = 1.0
     max_in_flight: int | None = None           # per provider; None = the teacher's default
     requests_per_minute: float | None = None   # per provider; None = the teacher's default, 0 = no limit
+    # Who judges each CoT: "teacher" (K self-evaluations by the teacher that wrote it) or "reference"
+    # (a verdict from the CoT's answer vs the gold, no teacher calls: generation/reference.py).
+    evaluator: str = "teacher"
 
     def __post_init__(self):
+        if self.evaluator not in ("teacher", "reference"):
+            raise ConfigError(f"evaluator must be 'teacher' or 'reference', not '{self.evaluator}'.")
         if not self.teachers:
             raise ConfigError("Give at least one teacher (e.g. --teacher local).")
         from mirror_core.teachers.registry import absolute_spec
@@ -431,7 +436,8 @@ def run(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher], *, ru
                                              t.requests_per_minute if cfg.requests_per_minute is None
                                              else (cfg.requests_per_minute or None)) for t in teachers})
     cots = [c for t in teachers for c in cot_calls(conn, t, examples, cfg)]
-    n_eval_guess = sum(_evals_owed(c.teacher, c.tag["example"], c.tag["i"], cfg) for c in cots)
+    n_eval_guess = 0 if cfg.evaluator == "reference" else \
+        sum(_evals_owed(c.teacher, c.tag["example"], c.tag["i"], cfg) for c in cots)
     base = {"done": 0}
 
     def on_progress(phase_total: int, s: Stats, total: int, note: str):
@@ -466,6 +472,15 @@ def run(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher], *, ru
             continue
         n_rats += 1
         items_by_teacher.setdefault(id(c.teacher), []).append((c.tag["example"], rat, c.teacher))
+    if cfg.evaluator == "reference":
+        from mirror_core.generation import reference
+
+        counts = reference.write_verdicts(conn, [rat["id"] for items in items_by_teacher.values()
+                                                 for _, rat, _ in items])
+        log(f"reference verdicts (CoT's answer vs gold) for {n_rats} CoTs: {counts['written']} written, "
+            f"{counts['already']} already there, {counts['unknown']} with unknown correctness")
+        summary["reference_verdicts"] = counts
+        return _finish(conn, summary, examples, teachers, run_id, engine)
     evals = []
     for items in items_by_teacher.values():
         evals += eval_calls(conn, items[0][2], [(ex, rat) for ex, rat, _ in items], cfg)

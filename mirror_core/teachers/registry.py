@@ -1,11 +1,11 @@
-"""`make_teacher(spec)`: fake, fake:NAME, local, local:ID_OR_PATH, anthropic:MODEL, openai:MODEL, replay:PATH."""
+"""`make_teacher(spec)`: palm, fake, fake:NAME, local, local:ID_OR_PATH, anthropic:MODEL, openai:MODEL, replay:PATH."""
 
 from __future__ import annotations
 
 from mirror_core.errors import TeacherError
 from mirror_core.teachers.base import Teacher
 
-SPEC_HELP = ("fake, fake:NAME, local (the offline SmolLM2), local:ID_OR_PATH, anthropic:MODEL, openai:MODEL "
+SPEC_HELP = ("palm (the built-in PaLM 540B CoTs for svamp and commonsense_qa), fake, fake:NAME, local (the offline SmolLM2), local:ID_OR_PATH, anthropic:MODEL, openai:MODEL "
              "(with a base URL for compatible servers) or replay:PATH")
 
 
@@ -13,6 +13,10 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     """('provider', 'model or None') of a spec; raises TeacherError for an unknown provider."""
     spec = (spec or "").strip()
     provider, _, rest = spec.partition(":")
+    if provider == "palm":
+        if rest:
+            raise TeacherError(f"Teacher '{spec}': the built-in PaLM teacher takes no model; use 'palm'.")
+        return provider, None
     if provider not in ("fake", "local", "anthropic", "openai", "replay"):
         raise TeacherError(f"Unknown teacher '{spec}'. Use {SPEC_HELP}.")
     if provider in ("anthropic", "openai", "replay") and not rest:
@@ -35,6 +39,10 @@ def make_teacher(spec: str, base_url: str | None = None, *, api_key: str | None 
                  timeout_s: float | None = None, device: str | None = None) -> Teacher:
     """Build the teacher a spec names. `api_key` is an in-memory override of the env var / secrets."""
     provider, rest = parse_spec(spec)
+    if provider == "palm":
+        from mirror_core.teachers.palm import PalmTeacher
+
+        return PalmTeacher()
     if provider == "fake":
         from mirror_core.teachers.fake import FakeTeacher
 
@@ -57,3 +65,14 @@ def make_teacher(spec: str, base_url: str | None = None, *, api_key: str | None 
     from mirror_core.teachers.openai import OpenAITeacher
 
     return OpenAITeacher(rest, **kwargs)
+
+
+def display_name(spec: str | None) -> str:
+    """How the app and reports name a teacher (an author spec): the built-ins by name, others by spec."""
+    if spec == "palm":
+        from mirror_core.teachers.palm import DISPLAY_NAME
+
+        return DISPLAY_NAME
+    if spec == "reference":
+        return "reference (CoT's answer vs gold)"
+    return spec or ""
