@@ -6,6 +6,7 @@ import streamlit as st
 from mirror_core import jobs, store
 from mirror_core.commands.train import submit
 from mirror_core.errors import MirrorError
+from mirror_core.evaluation import plots
 from mirror_core.snapshots import list_snapshots
 from mirror_core.training.config import METHODS, SCHEDULES, TASKS, TrainConfig
 
@@ -126,15 +127,12 @@ def live(run_id: int) -> None:
         except MirrorError as exc:
             st.error(str(exc))
         st.rerun()
-    m = pd.DataFrame([dict(r) for r in conn.execute(
-        "SELECT step, key, value FROM metrics WHERE run_id = ? AND (key LIKE 'loss%' OR key LIKE 'dev/loss%')"
-        " ORDER BY step", (run_id,))])
-    if not m.empty:
-        import plotly.express as px
-
-        st.plotly_chart(px.line(m, x="step", y="value", color="key", title="Loss per task (train and dev)",
-                                labels={"value": "loss", "key": "series"}),
-                        key=f"curves_{run_id}")
+    losses = plots.loss_series(conn, run_id)
+    if losses:
+        log_y = st.checkbox("Log scale", key="loss_log")
+        st.plotly_chart(plots.loss_panels({f"run {run_id}": losses}, log_y=log_y), key=f"curves_{run_id}")
+        st.caption("The total is Σ α · task loss over the tasks present in each step's batches, so it dips when "
+                   "a batch holds fewer tasks; a two-stage schedule changes the tasks between stages.")
     st.code(jobs.log_tail(row["log_path"], 30), language=None, wrap_lines=True)
 
 

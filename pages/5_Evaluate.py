@@ -60,7 +60,14 @@ if not table:
 cols = ["eval_run", "status", "method", "student", "snapshot", "split", "n", "accuracy", "accuracy_lo",
         "accuracy_hi", "ece", "brier", "auroc", "majority_accuracy", "weighted_accuracy", "teacher_cost_usd",
         "train_seconds"]
-st.dataframe(pd.DataFrame(table)[cols], hide_index=True, width="stretch", key="ev_table")
+results_all = compare.results_of(conn, [r["eval_run"] for r in table])
+for r in table:  # a student never trained on verdicts has no self-evaluation to measure
+    if plots.self_eval_trained(conn, r["train_run"], results_all.get(r["eval_run"])) is False:
+        r["ece"] = r["brier"] = r["auroc"] = plots.NOT_SELF_EVAL
+shown = pd.DataFrame(table)[cols]
+for c in ("ece", "brier", "auroc"):  # text columns: a number, or why there is none
+    shown[c] = [v if isinstance(v, str) else ("" if v is None or v != v else f"{v:.3f}") for v in shown[c]]
+st.dataframe(shown, hide_index=True, width="stretch", key="ev_table")
 
 done = [r for r in table if r["status"] == "succeeded" and r["accuracy"] is not None]
 if not done:
@@ -73,12 +80,19 @@ if chosen:
     results = {plots.label(by_id[i]): res for i, res in compare.results_of(conn, chosen).items()}
     left, right = st.columns(2)
     left.plotly_chart(plots.accuracy_bars([by_id[i] for i in chosen]), key="fig_acc")
-    right.plotly_chart(plots.reliability_figure(results), key="fig_rel")
-    left.plotly_chart(plots.abstention_figure(results), key="fig_abst")
+    trained = {plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] != plots.NOT_SELF_EVAL}
+    untrained = [plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] == plots.NOT_SELF_EVAL]
+    calib = {k: v for k, v in results.items() if k in trained}
+    right.plotly_chart(plots.reliability_figure(calib), key="fig_rel")
+    if untrained:
+        right.caption(f"{', '.join(untrained)}: {plots.NOT_SELF_EVAL} (no verdict task in training), so no "
+                      "calibration is shown for it.")
+    left.plotly_chart(plots.abstention_figure(calib), key="fig_abst")
     losses = {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
               if by_id[i]["train_run"]}
     if any(losses.values()):
-        right.plotly_chart(plots.loss_figure(losses), key="fig_loss")
+        log_y = right.checkbox("Log scale", key="ev_loss_log")
+        right.plotly_chart(plots.loss_panels(losses, log_y=log_y), key="fig_loss")
     else:
         right.caption("The chosen runs' training logged no loss metrics.")
 

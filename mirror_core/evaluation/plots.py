@@ -79,6 +79,75 @@ def loss_figure(series: dict[str, dict[str, list[tuple[int, float]]]]):
     return fig
 
 
+def _loss_kind(key: str) -> tuple[str, str] | None:
+    """('total' | task name, 'train' | 'dev') of a loss metric key, None for other metrics."""
+    split = "dev" if key.startswith("dev/") else "train"
+    rest = key[4:] if split == "dev" else key
+    if rest == "loss":
+        return "total", split
+    if rest.startswith("loss/"):
+        return rest[5:], split
+    return None
+
+
+def loss_panels(series: dict[str, dict[str, list[tuple[int, float]]]], log_y: bool = False):
+    """Two panels sharing the step axis: the weighted total (sum of alpha x task loss) on top, the per-task
+    losses below; train solid, dev dashed; one colour per task (and per run when several are given)."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("Weighted total (Σ α · task loss)", "Per-task loss"))
+    palette = qualitative.Plotly
+    colours: dict[str, str] = {}
+    many = len(series) > 1
+    for run, keys in series.items():
+        for key, pts in sorted(keys.items()):
+            kind = _loss_kind(key)
+            if kind is None or not pts:
+                continue
+            task, split = kind
+            name = (f"{run} · " if many else "") + task
+            colour = colours.setdefault(name, palette[len(colours) % len(palette)])
+            fig.add_trace(go.Scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="lines",
+                                     name=f"{name} ({split})", legendgroup=name,
+                                     line=dict(color=colour, dash="dash" if split == "dev" else "solid")),
+                          row=1 if task == "total" else 2, col=1)
+    fig.update_yaxes(title_text="loss", type="log" if log_y else "linear")
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(height=560, legend_title_text="solid: train · dashed: dev", margin=dict(t=40))
+    return fig
+
+
+def self_eval_trained(conn: sqlite3.Connection, train_run: int | None, result: dict[str, Any] | None = None) -> bool | None:
+    """Whether a train run's tasks included the verdict (so its student's self-evaluation means something).
+
+    Read from the eval result, else the train run's result or config tasks, else its method; None if unknown.
+    """
+    from mirror_core import store
+
+    res = result or {}
+    if "self_eval_trained" in res:
+        return bool(res["self_eval_trained"])
+    if res.get("tasks"):
+        return "verdict" in res["tasks"]
+    if train_run is None:
+        return None
+    row = conn.execute("SELECT config, result FROM runs WHERE id = ?", (train_run,)).fetchone()
+    if row is None:
+        return None
+    for blob in (row["result"], row["config"]):
+        d = store.loads(blob) or {}
+        if d.get("tasks"):
+            return "verdict" in d["tasks"]
+    method = (store.loads(row["config"]) or {}).get("method")
+    return {"mindsmirror": True, "step-by-step": False, "answer-only": False}.get(method)
+
+
+NOT_SELF_EVAL = "not trained to self-evaluate"
+
+
 def png_engine() -> str | None:
     """'kaleido' (plotly's exporter), 'matplotlib', or None when neither is installed."""
     if importlib.util.find_spec("kaleido") is not None:

@@ -1,0 +1,57 @@
+"""Loss panels (total and per-task apart, dev dashed, log option) and 'not trained to self-evaluate' on the
+Evaluate page for runs whose training had no verdict task."""
+
+from streamlit.testing.v1 import AppTest
+
+from mirror_core import jobs, store
+from mirror_core.evaluation import metrics, plots
+from mirror_core.review import seed
+
+
+def test_loss_panels_put_total_and_tasks_apart_with_dev_dashed():
+    series = {"run 1": {"loss": [(1, 20.0), (2, 18.0)], "loss/answer": [(1, 9.0), (2, 8.0)],
+                        "loss/cot": [(1, 11.0), (2, 10.0)], "dev/loss": [(2, 19.0)], "dev/loss/answer": [(2, 8.5)],
+                        "lr": [(1, 1e-4)]}}
+    fig = plots.loss_panels(series, log_y=True)
+    by_name = {t.name: t for t in fig.data}
+    assert set(by_name) == {"total (train)", "total (dev)", "answer (train)", "answer (dev)", "cot (train)"}
+    assert by_name["total (train)"].yaxis == "y" and by_name["answer (train)"].yaxis == "y2"
+    assert by_name["total (dev)"].line.dash == "dash" and by_name["total (train)"].line.dash == "solid"
+    assert by_name["answer (dev)"].line.color == by_name["answer (train)"].line.color
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
+
+
+def _runs(conn):
+    seed.seed(conn, questions=8)
+    ts = store.now()
+    ids = {}
+    for method, tasks in {"mindsmirror": ["answer", "cot", "verdict", "critique"], "answer-only": ["answer"]}.items():
+        tid = jobs.submit(conn, "train", {"student": "tiny", "method": method, "tasks": tasks}, name=method, start=False)
+        conn.execute("UPDATE runs SET status = 'succeeded', started_at = ?, finished_at = ? WHERE id = ?", (ts, ts, tid))
+        conn.executemany("INSERT INTO metrics (run_id, step, key, value, created_at) VALUES (?, ?, ?, ?, ?)",
+                         [(tid, s, k, v, ts) for s in (1, 2) for k, v in (("loss", 20.0 - s), ("loss/answer", 9.0 - s))])
+        res = metrics.calibration_summary([0.9, 0.2, 0.8, 0.3], [1, 0, 1, 0])
+        res.update(split="test", train_run=tid, tasks=tasks)  # no self_eval_trained key: read the tasks
+        eid = jobs.submit(conn, "eval", {"train_run": tid, "split": "test"}, name=f"eval {tid}", parent_run_id=tid,
+                          start=False)
+        conn.execute("UPDATE runs SET status = 'succeeded', result = ? WHERE id = ?", (store.dumps(res), eid))
+        ids[method] = (tid, eid)
+    return ids
+
+
+def test_self_eval_trained_reads_the_train_run(conn):
+    ids = _runs(conn)
+    assert plots.self_eval_trained(conn, ids["mindsmirror"][0]) is True
+    assert plots.self_eval_trained(conn, ids["answer-only"][0]) is False
+    assert plots.self_eval_trained(conn, None, {"self_eval_trained": False}) is False
+
+
+def test_evaluate_page_says_not_trained_to_self_evaluate(home, conn):
+    ids = _runs(conn)
+    at = AppTest.from_file("../pages/5_Evaluate.py", default_timeout=60).run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("eval_run")
+    assert table.loc[ids["answer-only"][1], "auroc"] == plots.NOT_SELF_EVAL
+    assert table.loc[ids["answer-only"][1], "ece"] == plots.NOT_SELF_EVAL
+    assert float(table.loc[ids["mindsmirror"][1], "auroc"]) == 1.0
+    assert any(plots.NOT_SELF_EVAL in c.value for c in at.caption)
