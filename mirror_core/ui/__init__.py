@@ -1,0 +1,1 @@
+"""Helpers shared by the Streamlit pages (kept out of the pages so they stay thin)."""
