@@ -322,3 +322,36 @@ def test_search_index_follows_kind_moves_and_deletes(conn):
     conn.execute("DELETE FROM datasets")
     assert conn.execute("SELECT COUNT(*) FROM review_cot_fts").fetchone()[0] == 0
     conn.execute("INSERT INTO review_cot_fts(review_cot_fts) VALUES ('integrity-check')")
+
+
+def test_stale_self_evaluations_leave_the_verdict_counters(conn):
+    import time
+
+    from mirror_core.review import curation
+
+    seeded(conn, questions=3)
+    rid = cots(conn)[0]["id"]
+
+    def counters_match():
+        fresh = [r[0] for r in conn.execute("SELECT verdict FROM self_evals WHERE rationale_id = ? AND NOT stale",
+                                            (rid,))]
+        r = conn.execute("SELECT v_correct, v_wrong, v_uncertain FROM rationales WHERE id = ?", (rid,)).fetchone()
+        assert tuple(r) == (fresh.count("correct"), fresh.count("wrong"), fresh.count("uncertain"))
+        return len(fresh)
+
+    n = counters_match()
+    original = conn.execute("SELECT text FROM rationales WHERE id = ?", (rid,)).fetchone()[0]
+    curation.edit_cot(conn, rid, "Recounted.\nThe answer is 5.", expected_revision=0)
+    assert counters_match() == 0
+    time.sleep(0.01)  # timestamps have millisecond resolution: the evaluation comes after the edit
+    conn.execute("INSERT INTO self_evals (rationale_id, evaluator, critique, verdict, created_at)"
+                 " VALUES (?, 'x', 'fine', 'correct', ?)", (rid, store.now()))  # an evaluation of the new text
+    assert counters_match() == 1
+    conn.execute("UPDATE self_evals SET verdict = 'wrong' WHERE rationale_id = ? AND stale", (rid,))
+    assert counters_match() == 1
+    conn.execute("DELETE FROM self_evals WHERE rationale_id = ? AND stale AND id = (SELECT MIN(id) FROM self_evals"
+                 " WHERE rationale_id = ?)", (rid, rid))
+    assert counters_match() == 1
+    curation.revert(conn, rid, 0, expected_revision=1)  # the old evaluations judged this text: fresh again
+    assert conn.execute("SELECT text FROM rationales WHERE id = ?", (rid,)).fetchone()[0] == original
+    assert counters_match() == n - 1  # one was deleted; the new one judged the other text
