@@ -1,14 +1,18 @@
 """Train: pick a snapshot, a student, tasks and weights, launch a background job; follow, stop, resume."""
 
+import time
+
 import pandas as pd
 import streamlit as st
 
-from mirror_core import jobs, store
+from mirror_core import config, jobs, models, store
 from mirror_core.commands.train import submit
 from mirror_core.errors import MirrorError
 from mirror_core.evaluation import plots
 from mirror_core.snapshots import list_snapshots
+from mirror_core.training import checkpoints
 from mirror_core.training.config import METHODS, SCHEDULES, TASKS, TrainConfig
+from mirror_core.ui import progress
 
 st.set_page_config(page_title="Train · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Train")
@@ -71,8 +75,13 @@ with st.expander("New training run", expanded=not jobs.list_runs(conn, "train"))
         else:
             device = "cpu"
             st.caption("No GPU visible to torch: training runs on the CPU.")
+        est = progress.train_estimate_s(conn, snap_id, student.strip(), tasks, float(epochs), int(max_steps), device)
+        if est and est > progress.WARN_AFTER_S:
+            st.warning(f"About {progress.duration(est)} on this CPU ({student.strip()}, {epochs:g} epoch(s), "
+                       f"{len(tasks)} task(s)). For a first try use student `tiny` or set Max steps.")
         if st.button("Launch", type="primary", key="launch"):
             try:
+                student = models.check_student_spec(student)
                 cfg = TrainConfig(student=student, method=method, tasks=tasks, weights=weights, schedule=schedule,
                                   lr=lr or None, max_steps=int(max_steps), epochs=float(epochs),
                                   eval_every=int(eval_every), seq_len=int(seq_len),
@@ -112,16 +121,20 @@ run_id = st.selectbox("Run", ids, key="run_pick",
 @st.fragment(run_every=3)
 def live(run_id: int) -> None:
     row = jobs.get(conn, run_id)
-    st.markdown(f"**Run {run_id}** · {row['status']} · {row['device']}")
-    if row["progress_total"]:
-        st.progress(min(1.0, row["progress_done"] / row["progress_total"]), text=row["progress_note"] or "")
+    st.markdown(f"**Run {run_id}** · {row['device']}")
+    s = progress.run_status(row, first=st.session_state.setdefault("_train_first", {}).setdefault(
+        run_id, (time.time(), row["progress_done"])))
+    st.progress(min(1.0, s["done"] / s["total"]) if s["total"] else 0.0, text=s["text"])
     if row["error"]:
         st.error(row["error"])
     b1, b2, _ = st.columns([1, 1, 6])
     if row["status"] in ("queued", "running") and b1.button("Stop", key=f"stop_{run_id}"):
         jobs.stop(conn, run_id)
         st.rerun()
-    if row["status"] in ("failed", "cancelled") and b2.button("Resume", key=f"resume_{run_id}"):
+    resumable = checkpoints.existing(checkpoints.ckpt_dir(config.run_dir(run_id), "last")) is not None
+    if row["status"] in ("failed", "cancelled") and not resumable:
+        b2.caption("No checkpoint to resume from: clone it (Launch) with fixed settings.")
+    if row["status"] in ("failed", "cancelled") and resumable and b2.button("Resume", key=f"resume_{run_id}"):
         try:
             jobs.resume(conn, run_id)
         except MirrorError as exc:

@@ -48,3 +48,28 @@ def test_runs_show_curves_log_and_stop(conn, home):
     at.selectbox(key="run_pick").set_value(queued).run()
     at.button(key=f"stop_{queued}").click().run()
     assert jobs.get(conn, queued)["status"] == "cancelled"
+
+
+def test_unknown_student_is_refused_on_submit_and_no_resume_without_checkpoint(conn, home, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sid = make_snapshot(conn, "snap", n_train=2, n_dev=1)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.text_input(key="student").set_value("no-such/model-xyz")
+    at.button(key="launch").click().run()
+    assert any("no-such/model-xyz" in e.value and "Student" in e.value for e in at.error)
+    assert not jobs.list_runs(conn, "train")
+    failed = jobs.submit(conn, "train", TrainConfig(student="tiny").to_dict(), snapshot_id=sid, start=False)
+    conn.execute("UPDATE runs SET status = 'failed', error = 'boom' WHERE id = ?", (failed,))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert not [b for b in at.button if b.key == f"resume_{failed}"]
+    assert any("No checkpoint to resume from" in c.value for c in at.caption)
+
+
+def test_default_smollm2_on_cpu_warns_it_takes_long(conn, home):
+    make_snapshot(conn, "snap", n_train=40, n_dev=1)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert at.text_input(key="student").value == "smollm2"
+    assert any("on this CPU" in w.value for w in at.warning)
+    at.text_input(key="student").set_value("tiny").run()
+    assert not any("on this CPU" in w.value for w in at.warning)

@@ -88,3 +88,33 @@ def live_status(conn, run_id: int, *, log_lines: int = 12, every_s: float = 2.0)
             st.rerun()  # started or ended: let the page redraw its buttons and tables
 
     _show()
+
+
+# Measured on this 2-core CPU (docs/BENCHMARKS.md): SmolLM2-135M trains at ~42 tokens/s; the local teacher
+# (SmolLM2, batched) writes ~55 tokens/s. A measured rate from past runs in the store wins over these.
+CPU_TRAIN_TOKENS_PER_S = {"smollm2": 42.0}
+CPU_LOCAL_TEACHER_TOKENS_PER_S = 55.0
+WARN_AFTER_S = 300.0
+
+
+def train_estimate_s(conn, snapshot_id: int, student: str, tasks: list[str], epochs: float, max_steps: int,
+                     device: str) -> float | None:
+    """Rough seconds a CPU training run takes (None when it is quick or cannot be told): tokens ≈ chars/4."""
+    if device != "cpu" or max_steps:
+        return None
+    rate = conn.execute("SELECT AVG(m.value) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.kind = 'train'"
+                        " AND r.device = 'cpu' AND m.key = 'tokens_per_s' AND json_extract(r.config, '$.student') = ?",
+                        (student,)).fetchone()[0] or CPU_TRAIN_TOKENS_PER_S.get(student)
+    if not rate:
+        return None
+    chars = conn.execute("SELECT COALESCE(SUM(LENGTH(question) + LENGTH(COALESCE(cot, ''))), 0) FROM snapshot_items"
+                         " WHERE snapshot_id = ? AND split = 'train'", (snapshot_id,)).fetchone()[0]
+    return chars / 4 * max(1, len(tasks)) * epochs / rate
+
+
+def local_teacher_estimate_s(conn, output_tokens: int) -> tuple[float, float]:
+    """(seconds, tokens/s) the local teacher needs for `output_tokens` at most, from past local calls."""
+    row = conn.execute("SELECT SUM(output_tokens), SUM(latency_s / COALESCE(json_extract(raw, '$.response.batch'), 1))"
+                       " FROM teacher_calls WHERE provider = 'local' AND status IN ('ok', 'truncated')").fetchone()
+    rate = row[0] / row[1] if row[0] and row[1] else CPU_LOCAL_TEACHER_TOKENS_PER_S
+    return output_tokens / rate, rate
