@@ -8,6 +8,7 @@ background, live loss curves, the run still there from a fresh browser context, 
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -84,6 +85,9 @@ def test_whole_flow_through_the_pages(app_server, home):
             _settled(page)
             assert "verdict_vs_gold=1" in page.url
             expect(page.get_by_text("verdict contradicts gold", exact=False).first).to_be_visible()
+            # the selection follows the filter: the selected CoT is one the filter matches
+            chosen = page.get_by_role("radiogroup", name="Selected CoT").locator("label:has(input:checked)")
+            expect(chosen).not_to_contain_text("not in filter")
             page.get_by_text("Edit", exact=True).first.click()
             _settled(page)
             box = page.get_by_role("textbox", name="CoT text")
@@ -92,12 +96,27 @@ def test_whole_flow_through_the_pages(app_server, home):
             _settled(page)
             page.get_by_role("button", name="Save").click()
             expect(page.get_by_text("saved; answer re-parsed and graded")).to_be_visible(timeout=20_000)
+            # the toast names the card as labelled (never a database id); its self-evaluations are stale now
+            expect(page.get_by_text(re.compile(r"^CoT \d saved; answer re-parsed and graded\. 2 self-evaluations"))
+                   ).to_be_visible()
+            expect(page.get_by_text("stale:", exact=False).first).to_be_visible()
+            edited_id = conn.execute("SELECT id FROM rationales WHERE text LIKE '%re-checked by hand%'").fetchone()[0]
+            assert conn.execute("SELECT COUNT(*) FROM self_evals WHERE rationale_id = ? AND stale = 1",
+                                (edited_id,)).fetchone()[0] == 2
+            reason = page.get_by_placeholder("reason (optional)")
+            reason.fill("wrong final answer")
+            reason.press("Enter")
+            _settled(page)
             page.get_by_role("button", name="Reject").click()
             _settled(page)
+            expect(reason).to_have_value("")  # the reason box clears after each action
             page.get_by_role("radiogroup", name="Selected CoT").get_by_text("CoT 2").click()
             _settled(page)
             page.get_by_role("button", name="Accept").click()
             _settled(page)
+            assert conn.execute("SELECT status_reason FROM rationales WHERE status = 'rejected'").fetchone()[0] \
+                == "wrong final answer"
+            assert conn.execute("SELECT status_reason FROM rationales WHERE status = 'accepted'").fetchone()[0] is None
             statuses = dict(conn.execute("SELECT status, COUNT(*) FROM rationales GROUP BY status").fetchall())
             assert statuses.get("rejected") == 1 and statuses.get("accepted") == 1, statuses
             assert conn.execute("SELECT COUNT(*) FROM rationales WHERE text LIKE '%re-checked by hand%'").fetchone()[0] == 1
