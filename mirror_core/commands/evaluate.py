@@ -46,6 +46,11 @@ def register(sub) -> None:
                    help="teacher spec that writes the CoTs and self-evaluations (fake, local, openai:MODEL, ...)")
     p.add_argument("--n-cots", type=int, default=2, help="CoTs per question")
     p.add_argument("--k-evals", type=int, default=1, help="self-evaluations per CoT")
+    p.add_argument("--evaluator", choices=("teacher", "reference"), default="teacher",
+                   help="who judges each teacher CoT: its teacher's self-evaluations, or 'reference' (answer vs gold)")
+    p.add_argument("--method", action="append", dest="methods", metavar="METHOD",
+                   help="repeatable; default all: answer-only, step-by-step, mindsmirror, mindsmirror-two-stage")
+    p.add_argument("--dev-limit", type=int, default=32, help="dev questions the teacher answers (model selection)")
     p.set_defaults(func=cmd_experiment)
 
 
@@ -144,6 +149,7 @@ def cmd_experiment(args) -> int:
     summary = experiment.run_experiment(
         dataset=args.dataset, student=args.student, max_steps=args.max_steps, limit=args.limit,
         train_limit=args.train_limit, max_new_tokens=args.max_new_tokens, samples=args.samples,
-        device=args.device, out=args.out, teacher=args.teacher, n_cots=args.n_cots, k_evals=args.k_evals, log=lambda m: print(m, file=sys.stderr, flush=True))
+        device=args.device, out=args.out, teacher=args.teacher, n_cots=args.n_cots, k_evals=args.k_evals,
+        evaluator=args.evaluator, methods=args.methods, dev_limit=args.dev_limit, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(summary))
     return 0

@@ -17,9 +17,15 @@ from mirror_core import jobs, snapshots, store
 from mirror_core.errors import EvaluationError, MirrorError
 from mirror_core.evaluation import compare, plots
 
-METHODS = ("answer-only", "step-by-step", "mindsmirror")
+# name -> training settings; Mind's Mirror both joint and two-stage (self-evaluation first, PAPERS.md §1)
+METHODS: dict[str, dict[str, Any]] = {
+    "answer-only": {"method": "answer-only"},
+    "step-by-step": {"method": "step-by-step"},
+    "mindsmirror": {"method": "mindsmirror"},
+    "mindsmirror-two-stage": {"method": "mindsmirror", "schedule": "two-stage"},
+}
 TABLE_COLUMNS = ("method", "train_run", "eval_run", "student", "snapshot", "n", "accuracy", "accuracy_lo",
-                 "accuracy_hi", "ece", "ece_mass", "brier", "auroc", "majority_accuracy", "weighted_accuracy",
+                 "accuracy_hi", "ece", "ece_mass", "brier", "auroc", "majority_accuracy", "weighted_accuracy", "accuracy_at_80",
                  "teacher_cost_usd", "train_seconds", "eval_seconds")
 
 
@@ -47,8 +53,8 @@ def _wait(conn, run_id: int, log: Callable[[str], None], timeout_s: float | None
 
 
 def run_experiment(*, dataset: str = "gsm8k", student: str = "smollm2", max_steps: int = 200, limit: int = 200,
-                   train_limit: int | None = None, dev_limit: int = 32, teacher: str = "fake", n_cots: int = 2,
-                   k_evals: int = 1, max_new_tokens: int = 256, samples: int = 1, device: str = "cpu",
+                   train_limit: int | None = None, dev_limit: int = 32, teacher: str = "fake", n_cots: int | None = 2,
+                   k_evals: int | None = 1, evaluator: str = "teacher", methods: list[str] | None = None, max_new_tokens: int = 256, samples: int = 1, device: str = "cpu",
                    out: str | Path = "experiment", seed: int = 0, train_overrides: dict[str, Any] | None = None,
                    timeout_s: float | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """Train and evaluate the three methods alike; write table.csv/.json/.md, diffs and comparison.png to `out`."""
@@ -66,6 +72,8 @@ def run_experiment(*, dataset: str = "gsm8k", student: str = "smollm2", max_step
     for split, lim in (("train", train_limit), ("dev", dev_limit)):
         cfg = {"dataset": ds_name, "teachers": [teacher], "split": split, "n_cots": n_cots, "k_evals": k_evals,
                "seed": seed}
+        if evaluator != "teacher":
+            cfg["evaluator"] = evaluator
         if lim:
             cfg["limit"] = lim
         gen_ids.append(_reuse_or_submit(conn, "generate", cfg, name=f"experiment: {teacher} on {ds_name} {split}"))
@@ -73,7 +81,8 @@ def run_experiment(*, dataset: str = "gsm8k", student: str = "smollm2", max_step
         _wait(conn, g, log, timeout_s)
 
     # 2. one frozen snapshot shared by all three methods
-    key = hashlib.sha256(json.dumps([ds_name, teacher, train_limit, dev_limit, n_cots, k_evals, seed]).encode()).hexdigest()[:8]
+    key = hashlib.sha256(json.dumps([ds_name, teacher, train_limit, dev_limit, n_cots, k_evals, seed]
+                                    + ([evaluator] if evaluator != "teacher" else [])).encode()).hexdigest()[:8]
     snap_name = f"experiment-{ds_name}-{key}"
     try:
         snap = snapshots.get_snapshot(conn, snap_name)
@@ -83,8 +92,10 @@ def run_experiment(*, dataset: str = "gsm8k", student: str = "smollm2", max_step
 
     # 3. same student, steps and seed for every method
     train_ids = {}
-    for method in METHODS:
-        cfg = {"student": student, "method": method, "max_steps": max_steps, "seed": seed, **(train_overrides or {})}
+    for method in methods or list(METHODS):
+        if method not in METHODS:
+            raise EvaluationError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
+        cfg = {"student": student, **METHODS[method], "max_steps": max_steps, "seed": seed, **(train_overrides or {})}
         train_ids[method] = _reuse_or_submit(conn, "train", cfg, name=f"experiment {method}", snapshot_id=snap["id"],
                                              device=device)
     for method, t in train_ids.items():
@@ -115,6 +126,7 @@ def write_report(conn, eval_ids: dict[str, int], out: str | Path) -> dict[str, A
         r = dict(table[e])
         r["method"] = method
         r["ece_mass"] = results[e].get("ece_mass")
+        r["accuracy_at_80"] = accuracy_at_coverage(results[e].get("abstention") or [], 0.8)
         rows.append({k: r.get(k) for k in TABLE_COLUMNS})
     compare.export_csv(rows, out / "table.csv")
     (out / "table.json").write_text(json.dumps(rows, indent=2))
@@ -143,6 +155,15 @@ def write_report(conn, eval_ids: dict[str, int], out: str | Path) -> dict[str, A
     return summary
 
 
+def accuracy_at_coverage(curve: list[dict[str, float]], coverage: float) -> float | None:
+    """Accuracy when abstaining on the least confident questions so that at least `coverage` are answered
+    (the first point of the abstention curve at or above it)."""
+    for p in curve:
+        if p["coverage"] >= coverage - 1e-9:
+            return p["accuracy"]
+    return None
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     def f(v, pct=False):
         if v is None:
@@ -151,8 +172,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
         return str(v)
 
-    head = "| method | n | accuracy [95% CI] | ECE | Brier | AUROC | teacher $ | train s |\n|---|---|---|---|---|---|---|---|\n"
+    head = ("| method | n | accuracy [95% CI] | ECE | Brier | AUROC | acc. @80% coverage | majority vote |"
+            " verdict-weighted vote | teacher $ | train s | eval s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     return head + "".join(
         f"| {r['method']} | {r['n']} | {f(r['accuracy'], True)} [{f(r['accuracy_lo'], True)}, {f(r['accuracy_hi'], True)}]"
-        f" | {f(r['ece'])} | {f(r['brier'])} | {f(r['auroc'])} | {f(r['teacher_cost_usd'])} | {f(r['train_seconds'])} |\n"
+        f" | {f(r['ece'])} | {f(r['brier'])} | {f(r['auroc'])} | {f(r.get('accuracy_at_80'), True)}"
+        f" | {f(r.get('majority_accuracy'), True)} | {f(r.get('weighted_accuracy'), True)}"
+        f" | {f(r['teacher_cost_usd'])} | {f(r['train_seconds'])} | {f(r.get('eval_seconds'))} |\n"
         for r in rows)
