@@ -3,11 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from mirror_core import jobs, store
+from mirror_core import jobs, models, store
 from mirror_core.commands.loop import submit
 from mirror_core.data.queries import list_datasets
 from mirror_core.errors import MirrorError
 from mirror_core.loops import view
+from mirror_core.teachers.registry import parse_spec
+from mirror_core.ui import progress
 
 st.set_page_config(page_title="Loops · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Feedback loops")
@@ -43,20 +45,24 @@ def launch(loop: str) -> None:
     budget = c4.number_input("Budget (calls)", min_value=1, value=20, key=f"{loop}_budget")
     rounds = c5.number_input("Rounds", min_value=1, value=2, key=f"{loop}_rounds")
     if st.button("Run in the background", key=f"{loop}_go", type="primary"):
+        specs = [t.strip() for t in teachers.split(",") if t.strip()]
         try:
-            rid = submit(conn, loop, dataset=ds, student=student.strip(),
-                         teachers=[t.strip() for t in teachers.split(",") if t.strip()],
+            models.check_student_spec(student)
+            for t in specs:
+                parse_spec(t)
+            rid = submit(conn, loop, dataset=ds, student=student.strip(), teachers=specs,
                          budget=int(budget), rounds=int(rounds))
-        except MirrorError as exc:
-            st.error(str(exc))
+        except MirrorError as exc:  # loop checks name CLI flags; on this page they are the Teachers field
+            st.error(str(exc).replace("(--teacher A --teacher B)", "in the Teachers field")
+                     .replace("(--teacher SPEC)", "in the Teachers field"))
         else:
-            st.success(f"Loop run {rid} queued; it runs in the background. Refresh to follow it.")
+            st.session_state[f"{loop}_pick"] = rid
+            st.success(f"Loop run {rid} queued; it runs in the background and this page follows it.")
 
 
 def show_run(loop: str, run: dict) -> None:
     rid = run["id"]
-    if run["error"]:
-        st.error(f"Run {rid} {run['status']}: {run['error']}")
+    progress.live_status(conn, rid)
     st.dataframe(pd.DataFrame(view.steps_table(conn, rid)), hide_index=True, key=f"{loop}_{rid}_steps")
     if loop == "elad":
         pts = view.elad_curve(run["result"])
@@ -81,7 +87,7 @@ def show_run(loop: str, run: dict) -> None:
             st.dataframe(pd.DataFrame(wr), hide_index=True, key=f"critic_{rid}_wr")
 
 
-for loop, tab in zip(LOOPS, st.tabs([t for t, _ in LOOPS.values()])):
+for loop, tab in zip(LOOPS, st.tabs([t for t, _ in LOOPS.values()], key="tab", bind="query-params")):
     with tab:
         st.caption(LOOPS[loop][1])
         with st.expander("New run", expanded=False):

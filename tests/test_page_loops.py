@@ -95,3 +95,35 @@ def test_each_loop_shows_its_decisions(home, conn):
     steps = [v for v in values if "decided" in v.columns]
     assert any("selected 1 of 3" in s for v in steps for s in v["decided"])
     assert any("0 accepted, 1 rejected" in s for v in steps for s in v["decided"])
+
+
+def test_bad_teacher_and_student_are_refused_on_submit_in_field_words(home, conn):
+    make_dataset(conn)
+    at = _app().run()
+    at.text_input(key="elad_teachers").set_value("bogus:zzz")
+    at.text_input(key="elad_student").set_value("tiny")
+    at.button(key="elad_go").click().run()
+    assert any("Unknown teacher 'bogus:zzz'" in e.value for e in at.error)
+    at.text_input(key="elad_teachers").set_value("fake")
+    at.text_input(key="elad_student").set_value("run:999")
+    at.button(key="elad_go").click().run()
+    assert any("run 999 has no checkpoint" in e.value for e in at.error)
+    at.text_input(key="mapd_teachers").set_value("fake:a")
+    at.text_input(key="mapd_student").set_value("tiny")
+    at.button(key="mapd_go").click().run()
+    assert any("two or more" in e.value and "--teacher" not in e.value for e in at.error)
+    assert not jobs.list_runs(conn, "loop")
+
+
+def test_a_run_shows_live_status_and_its_log(home, conn):
+    make_dataset(conn)
+    rid = _run(conn, {"loop": "mapd", "dataset": "arith", "teachers": ["fake:a", "fake:b"]})
+    conn.execute("UPDATE runs SET progress_done = 8, progress_total = 15 WHERE id = ?", (rid,))
+    log = home / "runs" / f"run-{rid:05d}" / "job.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("loop mapd finished: ok\n")
+    at = _app().run()
+    assert not at.exception
+    assert any("succeeded: 8/15" in str(p.value) or "succeeded: 8/15" in str(getattr(p, "text", ""))
+               for p in at.get("progress"))
+    assert any("loop mapd finished" in c.value for c in at.code)
