@@ -12,6 +12,7 @@ from mirror_core.errors import MirrorError
 from mirror_core.generation import calls, job as gen_job, pipeline, pricing
 from mirror_core.teachers import keys
 from mirror_core.teachers.registry import parse_spec
+from mirror_core.ui import progress as live
 
 st.set_page_config(page_title="Generate · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Generate")
@@ -115,6 +116,12 @@ else:
     m4.metric("Cost (at most)", f"${est['cost_usd']:.4f}")
     if est["unpriced"]:
         st.caption(f"No price for {', '.join(est['unpriced'])}: counted as $0. Add one under Prices.")
+    if any(parse_spec(s)[0] == "local" for s in specs) and est["requests"]:
+        todo = est["max_output_tokens"] * (est["requests"] - est["cached"]) / est["requests"]
+        secs, rate = live.local_teacher_estimate_s(conn, int(todo))
+        if secs > live.WARN_AFTER_S:
+            st.warning(f"The local teacher needs up to {live.duration(secs)} for this on this machine "
+                       f"({rate:.0f} tokens/s measured). Fewer questions or CoTs, or fewer max tokens, are quicker.")
     if st.button("Launch generation", type="primary", key="g_launch"):
         try:
             for s in specs:
@@ -126,7 +133,9 @@ else:
             st.error(str(exc))
         else:
             ss["g_run"] = ss["g_run_pick"] = run_id  # follow the new run, not the one picked before
-            st.success(f"Run {run_id} started in the background; it keeps going if you close this tab.")
+            ss["g_flash"] = f"Run {run_id} started in the background; it keeps going if you close this tab."
+if ss.get("g_flash"):  # stays until another run is picked
+    st.success(ss["g_flash"])
 
 # ---------------------------------------------------------------- progress and errors
 runs = jobs.list_runs(conn, "generate")
@@ -141,27 +150,21 @@ run_id = st.selectbox("Run", ids, key="g_run_pick",
                                                  if r["id"] == i))
 
 
-@st.fragment(run_every=2)
+if ss.get("g_run") != run_id:
+    ss.pop("g_flash", None)
+live.live_status(conn, run_id, log_lines=20)
+
+
+@st.fragment(run_every=2 if jobs.get(conn, run_id)["status"] in live.ACTIVE else None)
 def progress(run_id: int) -> None:
     row = jobs.get(conn, run_id)
-    total = row["progress_total"] or 0
-    st.progress(min(1.0, row["progress_done"] / total) if total else 0.0,
-                text=f"{row['status']}: {row['progress_done']}/{total} {row['progress_note'] or ''}")
     c1, c2, c3 = st.columns(3)
     c1.metric("Cost so far", f"${pricing.ledger(conn, run_id):.4f}")
     failed = calls.failed_calls(conn, run_id)
     c2.metric("Not answered", len(failed))
     c3.metric("Status", row["status"])
-    if row["error"]:
-        st.error(row["error"])
     if failed:
         st.dataframe(pd.DataFrame(failed), hide_index=True, key=f"g_errors_{run_id}")
-    if row["log_path"]:
-        with st.expander("Log"):
-            st.code(jobs.log_tail(row["log_path"], 20), language=None, wrap_lines=True)
-    if row["status"] != ss.setdefault("g_seen_status", {}).setdefault(run_id, row["status"]):
-        ss["g_seen_status"][run_id] = row["status"]
-        st.rerun()  # the Stop / Resume / Retry buttons below follow the new status
 
 
 progress(run_id)

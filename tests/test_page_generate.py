@@ -93,3 +93,28 @@ def test_typed_key_reaches_the_job_but_not_the_store(home, conn, monkeypatch):
     for p in home.rglob("*"):
         if p.is_file():
             assert secret.encode() not in p.read_bytes(), p
+
+
+def test_local_teacher_run_that_takes_long_is_announced_before_launch(home, conn):
+    _dataset(conn, n=20)
+    at = _app().run()
+    assert at.multiselect(key="g_teachers").value == ["local"]
+    assert any("The local teacher needs up to" in w.value and "tokens/s measured" in w.value for w in at.warning)
+    at.multiselect(key="g_teachers").set_value(["fake"]).run()
+    assert not any("The local teacher needs" in w.value for w in at.warning)
+
+
+def test_started_banner_stays_and_the_picker_follows_the_status(home, conn):
+    _dataset(conn, n=2)
+    at = _app().run()
+    at.multiselect(key="g_teachers").set_value(["fake"])
+    at.number_input(key="g_n").set_value(1)
+    at.run()
+    at.button(key="g_launch").click().run()
+    run_id = jobs.list_runs(conn, "generate")[0]["id"]
+    assert jobs.wait(conn, run_id, poll_s=0.1, timeout_s=60)["status"] == "succeeded"
+    at.run()  # a later rerun (e.g. the fragment noticing the end) keeps the banner
+    assert any(f"Run {run_id} started" in s.value for s in at.success)
+    assert at.selectbox(key="g_run_pick").value == run_id
+    assert "succeeded" in at.selectbox(key="g_run_pick").format_func(run_id)
+    assert any(str(getattr(p, "text", "")).startswith("succeeded: ") for p in at.get("progress"))
