@@ -32,7 +32,18 @@ def home() -> None:
     st.subheader("Next step")
     st.info(step.text)
     if step.stage == "import":
-        if st.button("Import the built-in GSM8K (offline, one click)", type="primary", key="import_gsm8k"):
+        st.write("Start with real teacher CoTs: SVAMP's 800 training questions with the PaLM 540B chains of thought "
+                 "of the distilling step-by-step release, each judged against the gold (reference verdicts).")
+        if st.button("Import SVAMP with PaLM 540B CoTs (offline, one click)", type="primary", key="quickstart_svamp"):
+            try:
+                summary, run_id = overview.quickstart_svamp(conn)
+            except MirrorError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["home_flash"] = (f"{summary[:1].upper() + summary[1:]}. Run {run_id} is replaying "
+                                                  "the PaLM CoTs with reference verdicts: open Review in a few seconds.")
+                st.rerun()
+        if st.button("Import the built-in GSM8K (offline, one click)", key="import_gsm8k"):
             from mirror_core.data.importing import import_source
 
             with st.spinner("Importing GSM8K…"):

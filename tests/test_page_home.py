@@ -26,3 +26,22 @@ def test_home_lists_running_jobs(home, conn):
         assert rid in list(df["id"])
     finally:
         jobs.stop(conn, rid, grace_s=2)
+
+
+def test_one_click_quick_start_gives_real_palm_cots_with_reference_verdicts(home):
+    from mirror_core import jobs
+
+    at = AppTest.from_file("../app.py", default_timeout=120).run()
+    at.button(key="quickstart_svamp").click().run()
+    assert not at.exception, at.exception
+    assert "PaLM" in at.success[0].value
+    conn = store.connect(home)
+    run = conn.execute("SELECT id FROM runs WHERE kind = 'generate'").fetchone()
+    assert jobs.wait(conn, run["id"], poll_s=0.5, timeout_s=120)["status"] == "succeeded"
+    n_train = conn.execute("SELECT COUNT(*) FROM examples WHERE split IN ('train', 'dev')").fetchone()[0]
+    cots = conn.execute("SELECT author, text, correct FROM rationales WHERE kind = 'cot'").fetchall()
+    assert len(cots) == n_train == 800 and {c["author"] for c in cots} == {"palm"}
+    assert 0.6 < sum(c["correct"] for c in cots) / len(cots) < 0.9  # PaLM's real accuracy, not all right
+    verdicts = conn.execute("SELECT evaluator, COUNT(*) FROM self_evals GROUP BY evaluator").fetchall()
+    assert [tuple(v) for v in verdicts] == [("reference", 800)]
+    assert overview.next_step(conn).stage != "import"
