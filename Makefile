@@ -15,8 +15,13 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
+# The app has no login and launches jobs billed to this machine's API keys: it listens on this machine only.
+# `make run ADDRESS=0.0.0.0` serves the network, on purpose, behind an authenticating proxy (see README).
+ADDRESS ?= 127.0.0.1
+PORT    ?= 8501
+
 run: $(STAMP)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app.py --server.address 0.0.0.0 --server.port 8501 --server.headless true
+	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
 
 test: $(STAMP)
 	scripts/ensure-chromium

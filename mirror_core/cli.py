@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from mirror_core import jobs, store
+from mirror_core import jobs, redact, store
 from mirror_core.errors import MirrorError
 
 # Modules under mirror_core/commands/, each with register(subparsers). Listed, not discovered, so
@@ -26,8 +26,15 @@ COMMAND_MODULES = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An input error is one line on stderr (`error: ...` naming where --help is) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mirror_core",
+    parser = _Parser(prog="python -m mirror_core",
                                      description="Mind's Mirror Studio: distil CoTs and self-evaluation into students.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -78,11 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except MirrorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact.redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: keep its traceback, but never with a key in it
+        import traceback
+
+        print(redact.redact(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
     return int(rc or 0)
 
 
@@ -107,7 +119,7 @@ def cmd_jobs_list(args) -> int:
     if args.json:
         keep = ("id", "kind", "name", "status", "device", "progress_done", "progress_total", "cost_usd",
                 "created_at", "started_at", "finished_at", "exit_code", "error", "snapshot_id", "log_path")
-        print(json.dumps([{k: r[k] for k in keep} for r in runs]))
+        print(json.dumps([{k: redact.redact(r[k]) for k in keep} for r in runs]))
         return 0
     if not runs:
         print("no runs yet")
@@ -131,7 +143,7 @@ def print_wait(conn, run_id: int) -> int:
     row = jobs.wait(conn, run_id, on_poll=show)
     if row["status"] != "succeeded":
         detail = row["error"] or jobs.log_tail(row["log_path"], 5)
-        print(f"error: run {run_id} {row['status']}: {detail}", file=sys.stderr)
+        print(f"error: run {run_id} {row['status']}: {redact.redact(detail)}", file=sys.stderr)
         return 1
     return 0
 

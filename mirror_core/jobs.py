@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mirror_core import config, store
+from mirror_core import config, redact, store
 from mirror_core.errors import JobError, MirrorError, NotFoundError
 
 # kind -> "module:function". The function takes a JobContext. Imported lazily in the worker only,
@@ -61,7 +61,7 @@ class JobContext:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def log(self, message: str) -> None:
-        print(f"[{store.now()}] {message}", flush=True)
+        print(redact.redact(f"[{store.now()}] {message}"), flush=True)
 
     def progress(self, done: int, total: int | None = None, note: str | None = None,
                  cost_usd: float | None = None) -> None:
@@ -192,6 +192,11 @@ def _launch(conn, run_id: int, device: str, home: Path | None, extra_env: dict[s
 def run_job(run_id: int, home: Path | None = None) -> int:
     """Entry point of the detached process: run the handler, keep the row current, return exit code."""
     home = config.home(home)
+    # stdout and stderr are the job's log: a key quoted by a provider error (or its traceback) is masked.
+    if not isinstance(sys.stdout, redact.RedactingStream):
+        sys.stdout = redact.RedactingStream(sys.stdout)
+    if not isinstance(sys.stderr, redact.RedactingStream):
+        sys.stderr = redact.RedactingStream(sys.stderr)
     conn = store.connect(home)
     row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
@@ -220,6 +225,7 @@ def run_job(run_id: int, home: Path | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - the row must record every failure
         status, code, error = "failed", 1, f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
+    error = redact.redact(error)
     ctx.log(f"job {run_id} finished: {status}" + (f" ({error})" if error else ""))
     conn.execute("UPDATE runs SET status = ?, exit_code = ?, error = ?, finished_at = ?, heartbeat_at = ?"
                  " WHERE id = ?", (status, code, error, store.now(), store.now(), run_id))
@@ -309,7 +315,7 @@ def reap(conn: sqlite3.Connection) -> list[int]:
                 continue
         tail = log_tail(r["log_path"])
         conn.execute("UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE id = ? AND status = ?",
-                     (f"process {r['pid']} is gone without finishing; last log lines:\n{tail}", store.now(),
+                     (redact.redact(f"process {r['pid']} is gone without finishing; last log lines:\n{tail}"), store.now(),
                       r["id"], r["status"]))
         dead.append(r["id"])
     return dead
@@ -323,13 +329,15 @@ def log_tail(path: str | None, lines: int = LOG_TAIL_LINES) -> str:
         size = f.tell()
         f.seek(max(0, size - 64_000))
         data = f.read().decode("utf-8", "replace")
-    return "\n".join(data.splitlines()[-lines:])
+    return redact.redact("\n".join(data.splitlines()[-lines:]))
 
 
 # How long a job may take to wind down after SIGTERM before SIGKILL. Training finishes its current
 # optimizer step and writes a checkpoint on SIGTERM, and one step of a 135M model on a CPU takes
 # tens of seconds: killing it sooner would throw away every step since the last checkpoint.
-STOP_GRACE_S = {"train": 180.0, "loop": 180.0, "eval": 30.0}
+# A generate job drains its in-flight requests (no new ones, no retries) before it exits, and an API
+# request may take up to its timeout (120 s by default): killing it sooner loses answers already paid for.
+STOP_GRACE_S = {"train": 180.0, "loop": 180.0, "eval": 30.0, "generate": 150.0}
 DEFAULT_STOP_GRACE_S = 10.0
 
 

@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from mirror_core import store
+from mirror_core import redact, store
 from mirror_core.errors import BudgetExceeded
 from mirror_core.generation import pricing
 from mirror_core.teachers.base import Completion, Teacher, TeacherRequest
@@ -133,6 +133,8 @@ class CallEngine:
         answers when the cap would be passed; returns with `stats.stopped` when asked to stop."""
         on_result = on_result or (lambda c, r: None)
         stats = Stats(total=len(calls))
+        for t in {id(c.teacher): c.teacher for c in calls}.values():
+            redact.remember_teacher(t)  # its key is masked in every error stored from here on
         for c in calls:
             if not c.hash:
                 c.hash = request_hash(c.teacher, c.template_key(), c.request.messages, c.request.params.as_dict())
@@ -308,13 +310,14 @@ class CallEngine:
         stats.attempts += len(history)
         stats.retries += len(history) - 1
         stats.count(comp.status)
-        raw = {"response": comp.raw, "attempts": history}
+        # A provider error may quote the key it was sent (a 401 body): nothing key-like is stored.
+        raw = redact.redact_obj({"response": comp.raw, "attempts": history})
         self.conn.execute(
             "UPDATE teacher_calls SET run_id = ?, status = ?, response = ?, finish_reason = ?, input_tokens = ?,"
             " output_tokens = ?, cost_usd = cost_usd + ?, latency_s = ?, attempts = attempts + ?, error = ?, raw = ?,"
             " updated_at = ? WHERE id = ?",
             (self.run_id, comp.status, comp.text, comp.finish_reason, comp.input_tokens, comp.output_tokens, c,
-             comp.latency_s, len(history), comp.error, store.dumps(raw), store.now(), row_id))
+             comp.latency_s, len(history), redact.redact(comp.error), store.dumps(raw), store.now(), row_id))
         row = dict(self.conn.execute("SELECT * FROM teacher_calls WHERE id = ?", (row_id,)).fetchone())
         for c_ in group:
             on_result(c_, row)
