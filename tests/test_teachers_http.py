@@ -6,7 +6,7 @@ import pytest
 
 from mirror_core import jobs, store
 from mirror_core.errors import MissingKeyError
-from mirror_core.generation import pipeline, pricing
+from mirror_core.generation import calls, pipeline, pricing
 from mirror_core.teachers.registry import make_teacher
 from teacher_stub import USAGE_IN, USAGE_OUT, Stub
 
@@ -56,9 +56,9 @@ def test_sdk_against_stub(conn, monkeypatch, provider):
         # slow past the timeout -> timeout recorded, retried, answered
         assert rows["slow"]["status"] == "ok" and rows["slow"]["attempts"] == 2
         assert store.loads(rows["slow"]["raw"])["attempts"][0]["status"] == "timeout"
-        # malformed body -> error, not retried; refusal -> refused
+        # malformed body -> retried a bounded number of times, then error; refusal -> refused
         assert rows["bad"]["status"] == "error" and "malformed" in rows["bad"]["error"]
-        assert rows["bad"]["attempts"] == 1
+        assert rows["bad"]["attempts"] == 1 + calls.RetryPolicy().max_malformed
         assert rows["refuse"]["status"] == "refused"
 
         # No lost rows: one row per request, none pending; rationales only for answered CoTs
@@ -71,9 +71,14 @@ def test_sdk_against_stub(conn, monkeypatch, provider):
         assert conn.execute("SELECT COUNT(*) FROM rationales WHERE correct = 1").fetchone()[0] == len(answered)
         assert summary["cots"]["by_status"] == {"ok": 5, "error": 2, "refused": 1}
 
-        # Ledger: every 200 response is billed (10 in at $1/M, 20 out at $2/M), errors cost nothing
-        billed = len(answered) * 2 + 1  # CoTs + self-evals + the refusal
-        expected = billed * (USAGE_IN * 1.0 + USAGE_OUT * 2.0) / 1e6
+        # Ledger: what may have been billed. Every readable 200 at its usage (10 in at $1/M, 20 out at $2/M),
+        # the timed-out attempts of "slow" (the server may have finished them) at their answers' cost, each
+        # malformed 200 (served, usage unknown) at its worst case; HTTP errors cost nothing.
+        # CoTs + self-evals + the refusal + the first, timed-out attempts of "slow"'s CoT and self-evaluation
+        billed = len(answered) * 2 + 1 + 2
+        bad_chars = sum(len(m["content"]) for m in store.loads(rows["bad"]["prompt"]))
+        worst = pricing.cost((1.0, 2.0), pricing.estimate_tokens(bad_chars), cfg.max_tokens)
+        expected = billed * (USAGE_IN * 1.0 + USAGE_OUT * 2.0) / 1e6 + rows["bad"]["attempts"] * worst
         assert pricing.ledger(conn, run_id) == pytest.approx(expected)
         assert summary["cost_usd"] == pytest.approx(expected)
 
