@@ -12,6 +12,7 @@ import sys
 import time
 
 from mirror_core import jobs, redact, store
+from mirror_core.commands import number_in
 from mirror_core.errors import MirrorError
 
 # Modules under mirror_core/commands/, each with register(subparsers). Listed, not discovered, so
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         q = jsub.add_parser(name, help=hlp)
         q.add_argument("run", type=int, help="run id")
         if name == "logs":
-            q.add_argument("--lines", type=int, default=50)
+            q.add_argument("--lines", type=number_in(int, 1), default=50)
         if name == "resume":
             q.add_argument("--wait", action="store_true", help="stay until the job ends")
         q.set_defaults(func=fn)
@@ -90,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path given on the command line that cannot be read or written
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {redact.redact(exc.strerror or str(exc))}{where}", file=sys.stderr)
+        return 1
     except Exception:  # a bug: keep its traceback, but never with a key in it
         import traceback
 

@@ -1,1 +1,35 @@
-"""CLI command modules; each exposes register(subparsers)."""
+"""CLI command modules; each exposes register(subparsers).
+
+The argparse `type=` helpers below refuse an out-of-range number at parse time, so a bad flag is one
+line (`error: argument --temperature: ...`) and exit status 2, never a traceback from deeper down.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def number_in(kind: type, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
+    """An argparse type: `kind` (int or float) within [lo, hi] (lo excluded when `lo_open`)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {'an integer' if kind is int else 'a number'}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
+        too_low = lo is not None and (value <= lo if lo_open else value < lo)
+        too_high = hi is not None and value > hi
+        if too_low or too_high:
+            if lo is not None and hi is not None:
+                want = f"within {lo:g}..{hi:g}"
+            elif lo is not None:
+                want = f"more than {lo:g}" if lo_open else f"at least {lo:g}"
+            else:
+                want = f"at most {hi:g}"
+            raise argparse.ArgumentTypeError(f"must be {want}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse

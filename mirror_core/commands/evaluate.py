@@ -9,16 +9,17 @@ import json
 import sys
 
 from mirror_core import jobs, store
+from mirror_core.commands import number_in
 
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a finished train run on a split (accuracy, calibration, votes)")
     p.add_argument("--run", type=int, required=True, help="train run id")
     p.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    p.add_argument("--limit", type=int, help="only the first N examples of the split")
-    p.add_argument("--samples", type=int, default=1, help="sampled CoTs per question for voting (default 1: greedy only)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--limit", type=number_in(int, 1), help="only the first N examples of the split")
+    p.add_argument("--samples", type=number_in(int, 1), default=1, help="sampled CoTs per question for voting (default 1: greedy only)")
+    p.add_argument("--max-new-tokens", type=number_in(int, 1), default=256)
+    p.add_argument("--batch-size", type=number_in(int, 1), default=16)
     p.add_argument("--dataset", help="dataset name or id (default: the run's snapshot's dataset)")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N")
     p.add_argument("--wait", action="store_true", help="stay until the job ends (the default)")
@@ -35,17 +36,17 @@ def register(sub) -> None:
     p = sub.add_parser("experiment", help="train and evaluate answer-only, step-by-step and Mind's Mirror alike")
     p.add_argument("--dataset", default="gsm8k")
     p.add_argument("--student", default="smollm2")
-    p.add_argument("--max-steps", type=int, default=200)
-    p.add_argument("--limit", type=int, default=200, help="test examples to evaluate")
-    p.add_argument("--train-limit", type=int, help="training examples (default: all in the snapshot)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--samples", type=int, default=1)
+    p.add_argument("--max-steps", type=number_in(int, 0), default=200)
+    p.add_argument("--limit", type=number_in(int, 1), default=200, help="test examples to evaluate")
+    p.add_argument("--train-limit", type=number_in(int, 1), help="training examples (default: all in the snapshot)")
+    p.add_argument("--max-new-tokens", type=number_in(int, 1), default=256)
+    p.add_argument("--samples", type=number_in(int, 1), default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="folder for the table (CSV, JSON, Markdown) and plots")
     p.add_argument("--teacher", default="fake",
                    help="teacher spec that writes the CoTs and self-evaluations (fake, local, openai:MODEL, ...)")
-    p.add_argument("--n-cots", type=int, default=2, help="CoTs per question")
-    p.add_argument("--k-evals", type=int, default=1, help="self-evaluations per CoT")
+    p.add_argument("--n-cots", type=number_in(int, 1), default=2, help="CoTs per question")
+    p.add_argument("--k-evals", type=number_in(int, 0), default=1, help="self-evaluations per CoT")
     p.add_argument("--evaluator", choices=("teacher", "reference"), default="teacher",
                    help="who judges each teacher CoT: its teacher's self-evaluations, or 'reference' (answer vs gold)")
     p.add_argument("--method", action="append", dest="methods", metavar="METHOD",

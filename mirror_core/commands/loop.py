@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from mirror_core import cli, jobs, store
+from mirror_core.commands import number_in
 
 
 def register(sub) -> None:
@@ -14,8 +15,8 @@ def register(sub) -> None:
     p.add_argument("--student", default="smollm2", help="student: smollm2, tiny, a local folder or run:N (a train run)")
     p.add_argument("--teacher", action="append", required=True, dest="teachers",
                    help="teacher spec (repeat for several; MAPD needs two or more), e.g. fake:a, openai:gpt-4o-mini")
-    p.add_argument("--budget", type=int, default=20, help="teacher calls the whole loop may issue (default 20)")
-    p.add_argument("--rounds", type=int, default=2, help="rounds (default 2)")
+    p.add_argument("--budget", type=number_in(int, 1), default=20, help="teacher calls the whole loop may issue (default 20)")
+    p.add_argument("--rounds", type=number_in(int, 1), default=2, help="rounds (default 2)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="other loop settings (JSON values), e.g. --set pool=8 --set k=4")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N")
@@ -44,6 +45,10 @@ def cmd_loop(args) -> int:
             settings[k.strip()] = json.loads(v)
         except ValueError:
             settings[k.strip()] = v
+    from mirror_core.teachers.registry import parse_spec
+
+    for spec in args.teachers:
+        parse_spec(spec)  # an unknown teacher is refused now, not by the job in the background
     conn = store.connect()
     run_id = submit(conn, args.loop, dataset=args.dataset, student=args.student, teachers=args.teachers,
                     budget=args.budget, rounds=args.rounds, device=args.device, **settings)
