@@ -8,6 +8,7 @@ from streamlit.errors import StreamlitAPIException
 from mirror_core import jobs, store
 from mirror_core.errors import MirrorError
 from mirror_core.evaluation import compare, plots
+from mirror_core.ui import progress
 
 st.set_page_config(page_title="Evaluate · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Evaluate")
@@ -37,6 +38,7 @@ else:
         except MirrorError as exc:
             st.error(str(exc))
         else:
+            st.session_state.setdefault("ev_follow", []).append(run_id)  # plotted once it has finished
             st.success(f"Eval run {run_id} queued; it runs in the background and this page follows it.")
 
 
@@ -50,6 +52,10 @@ def follow(seen: list) -> None:
 evals = [(r["id"], r["status"]) for r in jobs.list_runs(conn, "eval")]
 if any(status in ("queued", "running") for _, status in evals):
     follow(evals)
+for rid, status in evals:
+    if status in progress.ACTIVE:
+        st.caption(f"Eval run {rid}")
+        progress.live_status(conn, rid, log_lines=6)
 
 # ---------------------------------------------------------------- table
 st.subheader("Runs")
@@ -74,7 +80,12 @@ if not done:
     st.info("Evaluations are still running.")
     st.stop()
 by_id = {r["eval_run"]: r for r in done}
-chosen = st.multiselect("Runs to plot", list(by_id), default=list(by_id)[:3],
+new = [i for i in st.session_state.get("ev_follow", []) if i in by_id]
+if new:  # a finished eval launched here joins the chart selection
+    base = st.session_state.get("ev_chosen", list(by_id)[:3])
+    st.session_state["ev_chosen"] = [i for i in base if i in by_id] + [i for i in new if i not in base]
+    st.session_state["ev_follow"] = [i for i in st.session_state["ev_follow"] if i not in by_id]
+chosen = st.multiselect("Runs to plot", list(by_id), default=None if "ev_chosen" in st.session_state else list(by_id)[:3],
                         format_func=lambda i: plots.label(by_id[i]), key="ev_chosen")
 if chosen:
     results = {plots.label(by_id[i]): res for i, res in compare.results_of(conn, chosen).items()}

@@ -81,3 +81,22 @@ def test_launch_eval_in_background(home, conn):
     assert conn.execute("SELECT COUNT(*) FROM predictions WHERE run_id = ?", (run_id,)).fetchone()[0] == 2
     at = _app().run()
     assert list(at.dataframe[0].value["n"]) == [2]
+
+
+def test_a_launched_eval_shows_progress_then_joins_the_chart_selection(home, conn):
+    did = make_dataset(conn, n_test=3)
+    t1 = make_train_run(conn, home, did, tasks=("answer",), name="base", checkpoint=False)
+    e1 = _eval_run(conn, t1, [1, 0, 0], [0.9, 0.8, 0.3])
+    make_train_run(conn, home, did)
+    at = _app().run()
+    assert at.multiselect(key="ev_chosen").value == [e1]
+    at.number_input(key="ev_limit").set_value(2)
+    at.button(key="ev_go").click().run()
+    new = conn.execute("SELECT MAX(id) FROM runs WHERE kind = 'eval'").fetchone()[0]
+    assert any(f"Eval run {new}" == c.value for c in at.caption)  # its live status is on the page
+    assert len(at.get("progress")) == 1
+    row = jobs.wait(conn, new, timeout_s=240)
+    assert row["status"] == "succeeded", jobs.log_tail(row["log_path"])
+    at.run()
+    assert at.multiselect(key="ev_chosen").value == [e1, new]
+    assert not at.get("progress")
