@@ -38,3 +38,38 @@ def test_cli_input_errors_are_one_line(home, args, expect):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------- files past the parser's limits
+
+from mirror_core.data import importing  # noqa: E402
+from mirror_core.errors import DataImportError  # noqa: E402
+
+DEEP = 100_000
+BIG = "9" * 5001
+
+
+@pytest.mark.parametrize("name,text,expect", [
+    ("nested.jsonl", '{"question":"q","answer":"1"}\n{"question":"q","answer":"1","x":' + "[" * DEEP + "]" * DEEP + "}\n",
+     "row 2: the JSON is nested too deeply"),
+    ("nested.json", '[{"question":"q","answer":"1","x":' + "[" * DEEP + "]" * DEEP + "}]",
+     "the JSON is nested too deeply"),
+    ("bigint.jsonl", '{"question":"q","answer":1}\n{"question":"q2","answer":%s}\n' % BIG, "row 2: a value cannot be read"),
+    ("bigint.json", '[{"question":"q","answer":1},{"question":"q2","answer":%s}]' % BIG, "a value cannot be read"),
+    ("bigstr.jsonl", '{"question":"q","answer":"1"}\n{"question":"q2","answer":"%s"}\n' % BIG,
+     "column 'answer': a gold answer cannot be read"),
+    ("bigint.csv", "question,answer\nq,1\nq2,%s\n" % BIG, "column 'answer': a gold answer cannot be read"),
+])
+def test_deep_nesting_and_huge_integers_are_one_line_errors_and_db_unchanged(home, conn, tmp_path, name, text, expect):
+    path = tmp_path / name
+    path.write_text(text)
+    db = home / "mirror.sqlite3"
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = db.read_bytes()
+    with pytest.raises(DataImportError) as info:
+        importing.import_source(conn, str(path))
+    assert expect in str(info.value) and "\n" not in str(info.value)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert db.read_bytes() == before
+    r = _cli(home, "import", str(path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -200,10 +200,22 @@ def _jsonl_line_slow(raw: bytes, lineno: int, label: str) -> dict | None:
     except json.JSONDecodeError as e:
         raise DataImportError(f"invalid JSON ({e.msg} at character {e.pos + 1}); fix or remove this line",
                               file=label, row=lineno) from None
+    except (RecursionError, ValueError) as e:
+        raise _json_limit_error(e, label, lineno) from None
     if not isinstance(obj, dict):
         raise DataImportError(f"each line must be a JSON object, found {type(obj).__name__}",
                               file=label, row=lineno)
     return obj
+
+
+def _json_limit_error(exc: Exception, label: str, row: int | None) -> DataImportError:
+    """A JSON value past the parser's limits: nested deeper than Python's recursion allows, or an integer
+    longer than Python converts (4300 digits)."""
+    if isinstance(exc, RecursionError):
+        return DataImportError("the JSON is nested too deeply to read (arrays or objects inside each other "
+                               "about a thousand levels or more); flatten it", file=label, row=row)
+    return DataImportError(f"a value cannot be read ({exc}); quote very long numbers as strings or remove them",
+                           file=label, row=row)
 
 
 def _read_json_list(path: Path, label: str) -> Iterator[tuple[int, dict]]:
@@ -213,6 +225,8 @@ def _read_json_list(path: Path, label: str) -> Iterator[tuple[int, dict]]:
         raise _not_utf8(label, path, e) from None
     except json.JSONDecodeError as e:
         raise DataImportError(f"invalid JSON at line {e.lineno}, character {e.colno}: {e.msg}", file=label) from None
+    except (RecursionError, ValueError) as e:
+        raise _json_limit_error(e, label, None) from None
     if isinstance(data, dict):
         # {"data": [...]} or {"train": [...], "test": [...]}: one level of nesting is common in exports.
         lists = {k: v for k, v in data.items() if isinstance(v, list)}
@@ -549,6 +563,9 @@ class _Converter:
         if gold is None:
             try:
                 gold = answers.normalize_gold(gold_raw, self.task_type, choices)
+            except ValueError as e:  # e.g. a number of more than 4300 digits, which Python will not convert
+                raise self._err(row, acol, f"the gold answer cannot be read as {self.task_type} ({e}); fix the "
+                                           "row, or pick another task type with --task-type") from None
             except AnswerParseError as e:
                 raise self._err(row, acol, f"the gold answer does not parse as {self.task_type}: {e}. Fix the "
                                            "row, or pick another task type with --task-type") from None
@@ -684,7 +701,11 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
         task_type = _task_type_column(head)
     if task_type is None:
         has_choices = bool(cols["choices"]) and any(r.get(cols["choices"]) not in (None, "", []) for _, r in head)
-        task_type = detected = answers.detect_task_type([r.get(cols["answer"]) for _, r in head], has_choices)
+        try:
+            task_type = detected = answers.detect_task_type([r.get(cols["answer"]) for _, r in head], has_choices)
+        except ValueError as e:  # e.g. a gold of more than 4300 digits, which Python will not convert
+            raise DataImportError(f"a gold answer cannot be read ({e}); fix the row, or name the task type "
+                                  "with --task-type", file=src.label, column=cols["answer"]) from None
     split_from_source = bool(cols["split"]) or any(_INTERNAL_SPLIT in r for _, r in head[:1])
     conv = _Converter(cols, task_type, src.label, split_from_source,
                       pre_carve=split_from_source and not _has_dev(head, cols["split"]))
