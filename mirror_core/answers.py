@@ -53,13 +53,16 @@ _ANSWER_PHRASE_RE = re.compile(
     r"(?:\bfinal\s+answer|\b(?:correct\s+)?answer(?:\s+(?:is|would\s+be|will\s+be|should\s+be|=))"
     r"|\banswer\b\s*(?:[:=]|[\-\u2013](?=\s))|\banswer\s+choice(?:\s+is)?)"
     # A dash after the phrase is a separator only when a space follows: "answer is -7" is negative.
-    r"\s*(?:is\s*)?(?:[:=]|[\-\u2013](?=\s))?\s*(?P<tail>[^\n]*)",
+    # The tail is a lookahead so that a later phrase on the same line is found too ("first answer is 5;
+    # the answer is 7" reads 7).
+    r"\s*(?:is\s*)?(?:[:=]|[\-\u2013](?=\s))?\s*(?=(?P<tail>[^\n]*))",
     re.IGNORECASE,
 )
 _PLAIN_INT_RE = re.compile(r"-?\d+")
 _GROUPED_INT_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+")
 _HAS_OP_RE = re.compile(r"[\d)]\s*[-+*/^x\u00d7\u00f7]\s*[-\u2212\d(]")
 _EXPR_CHARS_RE = re.compile(r"^[\d\s.,+\-*/()^x\u00d7\u00f7\u2212]+$")
+_BARE_NUMERIC_RE = re.compile(rf"[\d\s.,+*/()^x\u00d7\u00f7=%\-\u2212\u2013{_CURRENCY}]+")
 
 
 def _fraction_from_match(m: re.Match) -> Fraction:
@@ -191,8 +194,14 @@ def _extract_numeric(text: str) -> str | None:
         value = _value_of_tail(m.group("tail"))
         if value is not None:
             return format_number(value)
-    numbers = _numbers(text)
-    return format_number(numbers[-1]) if numbers else None
+    # No final-answer phrase: only a text that is nothing but a number or an arithmetic expression is an
+    # answer. "Step 3\nI am not sure how to finish this" states no answer (the last number is not one).
+    bare = text.strip().strip("*").strip()
+    if len(bare) <= 200 and _BARE_NUMERIC_RE.fullmatch(bare) and len(_numbers(bare.split("=")[-1])) >= 1:
+        value = _value_of_tail(bare)
+        if value is not None and (len(_numbers(bare)) == 1 or _HAS_OP_RE.search(bare)):
+            return format_number(value)
+    return None
 
 
 def _normalize_numeric_gold(answer: Any) -> str:
@@ -238,7 +247,7 @@ def _letters(choices: Sequence[str] | None) -> str:
 
 _LETTER_ALONE_RE = re.compile(r"^\s*[\(\[*]*\s*(?:option|choice)?\s*\(?([A-Z])\)?\s*[\)\]*]*\s*(?:[.,:;)\-]|$|\s)",
                               re.IGNORECASE)
-_PAREN_LETTER_RE = re.compile(r"\(([A-Z])\)")
+_PAREN_LETTER_RE = re.compile(r"\(([A-Za-z])\)")
 
 
 def _letter_at_start(tail: str, letters: str, *, allow_lower: bool) -> str | None:
@@ -256,20 +265,36 @@ def _letter_at_start(tail: str, letters: str, *, allow_lower: bool) -> str | Non
     return letter if letter in letters else None
 
 
+def _light_text(text: str) -> str:
+    """Lower case, punctuation dropped, single spaces; articles kept (unlike `_norm_text`)."""
+    text = "".join(" " if ch in string.punctuation else ch for ch in str(text).lower())
+    return " ".join(text.split())
+
+
 def _choice_in_text(text: str, choices: Sequence[str]) -> str | None:
-    """The letter of the one choice whose text appears in `text` (longest wins if nested), else None."""
-    norm = f" {_norm_text(text)} "
+    """The letter of the one choice whose text appears in `text` (longest wins if nested), else None.
+
+    Compared with articles kept first ("is ground" names "ground", not "the ground"), then without."""
+    light = f" {_light_text(text)} "
+    exact = [i for i, c in enumerate(choices) if _light_text(c) and light.strip() == _light_text(c)]
+    if len(exact) == 1:
+        return LETTERS[exact[0]]
+    letter = _choice_in(light, [_light_text(c) for c in choices])
+    return letter if letter is not None else _choice_in(f" {_norm_text(text)} ", [_norm_text(c) for c in choices])
+
+
+def _choice_in(norm: str, normed: Sequence[str]) -> str | None:
     found = []
-    for i, choice in enumerate(choices):
-        c = _norm_text(choice)
+    for i, c in enumerate(normed):
         if c and f" {c} " in norm:
-            found.append((len(c), i))
+            found.append((len(c), -i))
     if not found:
         return None
     found.sort(reverse=True)
-    best_len, best = found[0]
+    _, best = found[0]
+    best = -best
     # Two unrelated choices in one phrase: ambiguous. A choice nested in a longer one is not.
-    others = [i for _, i in found[1:] if _norm_text(choices[i]) not in _norm_text(choices[best])]
+    others = [-i for _, i in found[1:] if normed[-i] not in normed[best]]
     return None if others else LETTERS[best]
 
 
@@ -298,7 +323,7 @@ def _extract_choice(text: str, choices: Sequence[str] | None) -> str | None:
         letter = _letter_at_start(bare, letters, allow_lower=False)
     if letter:
         return letter
-    parens = [x for x in _PAREN_LETTER_RE.findall(text) if x in letters]
+    parens = [x.upper() for x in _PAREN_LETTER_RE.findall(text) if x.upper() in letters]
     if parens:
         return parens[-1]
     if choices:
@@ -326,6 +351,12 @@ def _normalize_choice_gold(answer: Any, choices: Sequence[str] | None) -> str:
     if letter and (len(text) <= 4 or re.match(r"\s*\(?[A-Z]\)?[.):]", text)):
         return letter
     if choices:
+        # An exact match (case and outer punctuation aside) wins over one equal only after dropping
+        # articles: "ground" among "the ground", "ground" is the second choice.
+        light = _light_text(text)
+        for i, choice in enumerate(choices):
+            if _light_text(choice) == light:
+                return LETTERS[i]
         target = _norm_text(text)
         for i, choice in enumerate(choices):
             if _norm_text(choice) == target:

@@ -27,7 +27,7 @@ NUMERIC_OUTPUTS = [
     ("Answer: 60%", "60"),
     ("The answer is 3.0", "3"),
     ("First 20, then 30. Wait, the answer is 25.\nActually, the answer is 35.", "35"),
-    ("She earns 1,000,000 dollars in total.", "1000000"),
+    ("She earns 1,000,000 dollars in total.", None),  # no final-answer phrase: no answer (issue 13.9)
     ("**Final Answer:** 72 miles", "72"),
     ("I cannot determine this from the information given.", None),
 ]
@@ -233,3 +233,34 @@ def test_extract_never_raises(text):
         if out is not None and task_type != "free_text":
             # Whatever is extracted is canonical: normalizing it again changes nothing.
             assert normalize_gold(out, task_type, CSQA) == out
+
+
+# ---------------------------------------------------------------- issue 11 item 11, issue 13 item 9
+
+def test_last_answer_phrase_on_a_line_wins():
+    assert extract_answer("My first answer is 5 apples; the answer is 7.", "numeric") == "7"
+    assert extract_answer("The answer is (A) at first, but the answer is (C).", "multiple_choice",
+                          ["w", "x", "y", "z"]) == "C"
+
+
+def test_lowercase_parenthesised_letter_is_a_choice():
+    assert extract_answer("I compared them and (c) fits best", "multiple_choice", ["a1", "b1", "c1", "d1"]) == "C"
+
+
+def test_exact_choice_text_wins_over_containing_one():
+    ch = ["the ground", "the sky", "ground", "water", "air"]
+    assert normalize_gold("ground", "multiple_choice", ch) == "C"
+    assert normalize_gold("the ground", "multiple_choice", ch) == "A"
+    assert extract_answer("So the answer is ground.", "multiple_choice", ch) == "C"
+    assert extract_answer("So the answer is the ground.", "multiple_choice", ch) == "A"
+
+
+def test_no_final_answer_phrase_is_no_answer():
+    assert extract_answer("Step 1: add.\nStep 3\nI am not sure how to finish this", "numeric") is None
+    # A bare number or expression still is an answer; golds in every known format still grade.
+    assert extract_answer("42", "numeric") == "42"
+    assert extract_answer("(84 / 2)", "numeric") == "42"
+    assert extract_answer("The answer is (84 / 2).", "numeric") == "42"
+    assert extract_answer("work\n#### 18", "numeric") == "18"
+    assert is_correct("The answer is (84 / 2).", "( 84.0 / 2.0 )", "numeric")
+    assert is_correct("So the answer is (b) cupboard.", "B", "multiple_choice", ["shelf", "cupboard", "box"])
