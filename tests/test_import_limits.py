@@ -73,3 +73,31 @@ def test_deep_nesting_and_huge_integers_are_one_line_errors_and_db_unchanged(hom
     assert db.read_bytes() == before
     r = _cli(home, "import", str(path))
     assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_gzip_of_blank_lines_says_no_rows_fast(home, conn, tmp_path):
+    import gzip
+    import time
+
+    path = tmp_path / "blank.jsonl.gz"
+    with gzip.open(path, "wb", 9) as f:
+        f.write(b"\n" * 50_000_000)
+    assert path.stat().st_size < 60_000
+    t0 = time.perf_counter()
+    with pytest.raises(DataImportError, match="no rows"):
+        importing.import_source(conn, str(path))
+    assert time.perf_counter() - t0 < 10  # was 124 s
+
+
+def test_line_and_row_limits_fail_fast_with_the_limit_named(home, conn, tmp_path, monkeypatch):
+    monkeypatch.setattr(importing, "MAX_LINE_BYTES", 2**20)
+    path = tmp_path / "long.jsonl"
+    path.write_text('{"question":"q","answer":"1"}\n{"question":"' + "x" * (3 * 2**20) + '","answer":"1"}\n')
+    with pytest.raises(DataImportError, match=r"row 2: the line is longer than the limit of 1 MiB"):
+        importing.import_source(conn, str(path))
+    monkeypatch.setattr(importing, "MAX_ROWS", 3)
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(f'{{"question":"q{i}","answer":"{i}"}}\n' for i in range(5)))
+    with pytest.raises(DataImportError, match="more than 3 rows, the limit"):
+        importing.import_source(conn, str(path))
+    assert conn.execute("SELECT COUNT(*) FROM datasets").fetchone()[0] == 0

@@ -64,6 +64,9 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "dev": "dev", "validatio
                  "val": "dev", "development": "dev", "test": "test", "testing": "test", "eval": "test",
                  "evaluation": "test"}
 BATCH = 20000
+# Documented limits (docs/ARCHITECTURE.md, Data): a longer line or more rows fail fast with a DataImportError.
+MAX_LINE_BYTES = 64 * 2**20
+MAX_ROWS = 20_000_000
 _COLS = "dataset_id, ext_id, split, question, choices, answer, rationale, task_type, meta"
 DETECT_SAMPLE = 1000
 SPLIT_SEED = "mirror-split-v1"
@@ -164,7 +167,7 @@ def _read_jsonl(path: Path, label: str) -> Iterator[tuple[int, dict]]:
     opener = gzip.open if path.suffix == ".gz" else open
     loads = orjson.loads
     with opener(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        for lineno, raw in _limited_lines(f, label):
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8):]
             # Fast path: orjson decodes (and checks UTF-8 of) the line's bytes directly. Anything it
@@ -182,6 +185,32 @@ def _read_jsonl(path: Path, label: str) -> Iterator[tuple[int, dict]]:
             obj = _jsonl_line_slow(raw, lineno, label)
             if obj is not None:
                 yield lineno, obj
+
+
+def _limited_lines(f, label: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of a binary file, refusing a line over MAX_LINE_BYTES before reading it all, and
+    skipping runs of blank lines in bulk (a file of millions of empty lines says "no rows" in a second)."""
+    lineno = 0
+    readline, peek, read = f.readline, f.peek, f.read
+    while True:
+        raw = readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise DataImportError(f"the line is longer than the limit of {MAX_LINE_BYTES // 2**20} MiB per row; "
+                                  "shorten or remove it", file=label, row=lineno)
+        if raw.isspace():
+            while True:  # consume whole blank lines straight from the buffer
+                buf = peek(1 << 16)
+                ws = len(buf) - len(buf.lstrip(b" \t\r\n"))
+                cut = buf.rfind(b"\n", 0, ws) + 1
+                if not cut:
+                    break
+                lineno += buf.count(b"\n", 0, cut)
+                read(cut)
+            continue
+        yield lineno, raw
 
 
 def _jsonl_line_slow(raw: bytes, lineno: int, label: str) -> dict | None:
@@ -247,7 +276,7 @@ def _read_json_list(path: Path, label: str) -> Iterator[tuple[int, dict]]:
 
 def _read_csv(path: Path, label: str) -> Iterator[tuple[int, dict]]:
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long rationales exceed the 128 KiB default
+    csv.field_size_limit(MAX_LINE_BYTES)  # long rationales exceed the 128 KiB default; the row limit is ours
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f, delimiter=delimiter)
@@ -752,8 +781,11 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
                 todo_cm = _prefetched(batches) if len(head) >= DETECT_SAMPLE else contextlib.nullcontext(batches)
             with todo_cm as todo:
                 for blob, batch_rows, carve in todo:
-                    flush(blob, batch_rows, carve)
                     rows += len(batch_rows)
+                    if rows > MAX_ROWS:
+                        raise DataImportError(f"more than {MAX_ROWS:,} rows, the limit of one import; split the "
+                                              "file and import the parts under different names", file=src.label)
+                    flush(blob, batch_rows, carve)
 
             notes = list(src.meta.get("notes") or [])
             acc = conv.acc
@@ -960,6 +992,9 @@ def _line_blocks(path: Path, skip_lines: int, size: int) -> Iterator[tuple[bytes
             cut = data.rfind(b"\n") + 1
             if cut == 0:  # a line longer than `size`: read on (joined once, so long lines stay linear)
                 parts.append(data)
+                if sum(map(len, parts)) > MAX_LINE_BYTES:
+                    raise DataImportError(f"the line is longer than the limit of {MAX_LINE_BYTES // 2**20} MiB "
+                                          "per row; shorten or remove it", file=path.name, row=row)
                 continue
             head = data if cut == len(data) else data[:cut]
             block = b"".join((*parts, head)) if parts else head
