@@ -149,6 +149,22 @@ class TrainConfig:
             return [list(self.tasks)]
         return [[t for t in self.tasks if t in SELF_EVAL_TASKS], [t for t in self.tasks if t in REASONING_TASKS]]
 
+    def require_data(self, counts: dict[str, int], snapshot: str = "the snapshot") -> None:
+        """Refuse a run whose tasks have no training examples: a `mindsmirror` run on a snapshot without
+        self-evaluations would silently be a step-by-step run (issue 11 item 9)."""
+        missing = [t for t in self.tasks if not counts.get(t)]
+        if not missing:
+            return
+        have = [t for t in self.tasks if counts.get(t)]
+        why = ("it has no self-evaluations" if set(missing) <= set(SELF_EVAL_TASKS)
+               else "it has no CoTs with a final answer" if set(missing) <= {"cot"} else "it has no data for them")
+        hint = (f"train only {','.join(have)} (tasks={','.join(have)}" +
+                (", method step-by-step)" if set(have) <= set(REASONING_TASKS) and "verdict" in missing else ")")
+                if have else "rebuild the snapshot from data with CoTs and self-evaluations")
+        raise TrainingError(f"Method '{self.method}' trains {', '.join(self.tasks)}, but {snapshot} has no training "
+                            f"examples for {', '.join(missing)} ({why}); generate them and rebuild the snapshot, "
+                            f"or {hint}.")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

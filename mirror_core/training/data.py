@@ -20,7 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from mirror_core import formats
+from mirror_core import answers, formats
 from mirror_core.errors import TrainingError
 
 IGNORE = -100
@@ -50,7 +50,7 @@ def load_items(conn: sqlite3.Connection, snapshot_id: int) -> list[dict[str, Any
     if snap is None:
         raise TrainingError(f"Snapshot {snapshot_id} does not exist; `python -m mirror_core snapshot list` shows them.")
     rows = conn.execute(
-        "SELECT si.example_id, si.rationale_id, si.split, si.question, si.answer, si.cot, si.self_evals, e.choices"
+        "SELECT si.example_id, si.rationale_id, si.split, si.question, si.answer, si.cot, si.self_evals, e.choices, e.task_type"
         " FROM snapshot_items si JOIN examples e ON e.id = si.example_id WHERE si.snapshot_id = ?"
         " ORDER BY si.example_id, si.rationale_id", (snapshot_id,)).fetchall()
     if not rows:
@@ -78,7 +78,9 @@ def build_examples(items: Iterable[dict[str, Any]], tasks: Iterable[str], split:
         if not cot:
             continue
         if "cot" in tasks:
-            out.append(TextExample("cot", formats.prompt("cot", q, ch), formats.target("cot", cot=cot, answer=it["answer"]), eid))
+            tgt = cot_target(it)
+            if tgt is not None:
+                out.append(TextExample("cot", formats.prompt("cot", q, ch), tgt, eid))
         for ev in it["self_evals"]:
             if "verdict" in tasks and ev.get("verdict") in formats.VERDICTS:
                 out.append(TextExample("verdict", formats.prompt("verdict", q, ch, cot),
@@ -87,6 +89,49 @@ def build_examples(items: Iterable[dict[str, Any]], tasks: Iterable[str], split:
                 out.append(TextExample("critique", formats.prompt("critique", q, ch, cot),
                                        formats.target("critique", critique=ev["critique"]), eid))
     return out
+
+
+def cot_own_answer(item: dict[str, Any]) -> str | None:
+    """The final answer the CoT itself states (canonical form), or None when it reaches none."""
+    task_type = item.get("task_type")
+    if task_type not in answers.TASK_TYPES:
+        return None
+    return answers.extract_answer(item["cot"], task_type, item.get("choices"))
+
+
+def cot_target(item: dict[str, Any]) -> str | None:
+    """The CoT task's target: the CoT ending in an answer line with the CoT's *own* final answer, or None
+    (left out of the CoT task) when the CoT states no final answer. The gold is never attached to a CoT:
+    "The question is unanswerable" must not become "... The answer is 3." (issue 11 item 10)."""
+    own = cot_own_answer(item)
+    if own is None:
+        return None
+    return formats.target("cot", cot=item["cot"], answer=own)
+
+
+def cot_report(items: Iterable[dict[str, Any]], split: str = "train") -> dict[str, int]:
+    """How the CoTs of `split` enter the CoT task: `kept`, `answer_line_added` (the CoT's own answer
+    appended as the fixed answer line), `left_out` (no final answer of its own)."""
+    kept = added = left = 0
+    for it in items:
+        if it["split"] != split or not it["cot"]:
+            continue
+        if cot_target(it) is None:
+            left += 1
+            continue
+        kept += 1
+        text = it["cot"].strip()
+        last = text.splitlines()[-1] if text else ""
+        added += not formats._ANSWER_LINE.search(last)
+    return {"kept": kept, "answer_line_added": added, "left_out": left}
+
+
+def task_counts(items: list[dict[str, Any]], tasks: Iterable[str], split: str = "train") -> dict[str, int]:
+    """Examples per task of `split` (0 for a task the snapshot has no data for)."""
+    counts = {t: 0 for t in tasks}
+    for e in build_examples(items, counts, split):
+        counts[e.task] += 1
+    return counts
 
 
 def tokenize(examples: list[TextExample], tokenizer, arch: str, seq_len: int) -> list[TokExample]:

@@ -22,16 +22,43 @@ def run(ctx) -> None:
     row = ctx.conn.execute("SELECT snapshot_id, device FROM runs WHERE id = ?", (ctx.run_id,)).fetchone()
     if row["snapshot_id"] is None:
         raise TrainingError(f"Run {ctx.run_id} has no snapshot; submit it with --snapshot NAME.")
+    from mirror_core.training import data
+
+    items = data.load_items(ctx.conn, row["snapshot_id"])
+    report = data_report(cfg, items, row["snapshot_id"])
+    ctx.log(f"snapshot {row['snapshot_id']}: {len(items)} items; training tasks {report['tasks_trained']} "
+            f"with {report['train_examples']} examples; CoTs {report['cots']} (left_out: no final answer of "
+            f"their own, never given the gold)")
     nproc = launch.nproc_for(cfg, row["device"])
     if nproc > 1:
         _run_distributed(ctx, nproc)
+        _add_to_result(ctx, report)
         return
-    from mirror_core.training import data, loop
+    from mirror_core.training import loop
 
-    items = data.load_items(ctx.conn, row["snapshot_id"])
-    ctx.log(f"snapshot {row['snapshot_id']}: {len(items)} items; config {cfg.to_dict()}")
+    ctx.log(f"config {cfg.to_dict()}")
     summary = loop.train(cfg, items, ctx, ctx.run_dir, snapshot_id=row["snapshot_id"])
-    ctx.set_result(result_of(summary))
+    ctx.set_result({**result_of(summary), **report})
+
+
+def data_report(cfg: TrainConfig, items: list[dict[str, Any]], snapshot_id: int) -> dict[str, Any]:
+    """Which tasks train on how many examples, and what became of the CoTs; refuses (TrainingError) when
+    a task of the config has no training examples."""
+    from mirror_core.training import data
+
+    counts = data.task_counts(items, cfg.tasks, "train")
+    cfg.require_data(counts, f"snapshot {snapshot_id}")
+    return {"tasks_trained": [t for t in cfg.tasks if counts[t]], "train_examples": counts,
+            "cots": data.cot_report(items, "train")}
+
+
+def _add_to_result(ctx, extra: dict[str, Any]) -> None:
+    from mirror_core import store
+
+    row = ctx.conn.execute("SELECT result FROM runs WHERE id = ?", (ctx.run_id,)).fetchone()
+    result = store.loads(row["result"]) if row and row["result"] else {}
+    if result:
+        ctx.set_result({**result, **extra})
 
 
 def result_of(summary: dict[str, Any]) -> dict[str, Any]:
