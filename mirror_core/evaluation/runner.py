@@ -197,12 +197,34 @@ def evaluate(conn: sqlite3.Connection, run_id: int, cfg: EvalConfig, *,
     result = summarize(conn, run_id, [e["id"] for e in examples], n_bins=cfg.n_bins, seed=cfg.seed)
     result.update(split=cfg.split, mode=_mode(cfg, meta), samples=cfg.samples, train_run=cfg.train_run,
                   dataset_id=dataset_id, student=meta.get("student"), tasks=meta.get("tasks"),
-                  self_eval_trained="verdict" in (meta.get("tasks") or []),
+                  self_eval_trained=self_eval_trained(conn, train_row, meta),
                   snapshot_id=train_row["snapshot_id"])
+    if not result["self_eval_trained"]:
+        # The verdict-stem probability of a student never trained on verdicts is no self-evaluation:
+        # report no calibration numbers for it (issue 11 item 9).
+        for k in ("ece", "ece_mass", "brier", "auroc", "mean_confidence"):
+            result[k] = None
+        result["reliability"] = result["reliability_mass"] = result["abstention"] = None
     if gen_seconds:
         result["tokens_per_s"] = gen_tokens / gen_seconds
     result["teacher"] = teacher_calibration(conn, dataset_id, train_row["snapshot_id"], n_bins=cfg.n_bins)
     return result
+
+
+def self_eval_trained(conn: sqlite3.Connection, train_row: sqlite3.Row, meta: dict[str, Any]) -> bool:
+    """Whether the train run actually trained the verdict task: its recorded `tasks_trained`, else (runs
+    from before that was recorded) its configured tasks and whether its snapshot holds any train
+    self-evaluation with a verdict."""
+    result = store.loads(train_row["result"]) if train_row["result"] else {}
+    if isinstance(result, dict) and "tasks_trained" in result:
+        return "verdict" in (result["tasks_trained"] or [])
+    if "verdict" not in (meta.get("tasks") or []):
+        return False
+    if train_row["snapshot_id"] is None:
+        return True
+    return conn.execute("SELECT 1 FROM snapshot_items WHERE snapshot_id = ? AND split = 'train' AND self_evals"
+                        " IS NOT NULL AND self_evals NOT IN ('', '[]') AND self_evals LIKE '%\"verdict\"%' LIMIT 1",
+                        (train_row["snapshot_id"],)).fetchone() is not None
 
 
 def _meta_of(train_run: int) -> dict[str, Any]:
