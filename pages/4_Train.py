@@ -12,7 +12,7 @@ from mirror_core.evaluation import plots
 from mirror_core.snapshots import list_snapshots
 from mirror_core.training import checkpoints
 from mirror_core.training.config import METHODS, SCHEDULES, TASKS, TrainConfig
-from mirror_core.ui import progress
+from mirror_core.ui import progress, settings
 
 st.set_page_config(page_title="Train · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Train")
@@ -35,6 +35,10 @@ def gpu_names() -> list[str]:
 
 # ---------------------------------------------------------------- launch
 snaps = list_snapshots(conn)
+FORM = ["student", "method", "schedule", "lr", "max_steps", "epochs", "eval_every", "seq_len", "batch_tokens",
+        "grad_accum", "patience", "packing", "lora", "gc", "compile"]
+settings.restore(st.session_state, "train")  # a new tab starts from the last launch's settings
+st.session_state.update(st.session_state.pop("_train_clone", {}))
 with st.expander("New training run", expanded=not jobs.list_runs(conn, "train")):
     if not snaps:
         st.info("No snapshot yet: freeze reviewed data into one on the Review page (or `python -m mirror_core snapshot create`).")
@@ -90,6 +94,8 @@ with st.expander("New training run", expanded=not jobs.list_runs(conn, "train"))
                                   lora=lora, grad_checkpointing=gc, compile=compile_)
                 run_id = submit(conn, cfg, snap, device)
                 st.session_state["run"] = st.session_state["run_pick"] = run_id  # follow the new run
+                settings.remember(st.session_state, "train", FORM + [k for k in st.session_state
+                                                                     if str(k).startswith(("tasks_", "w_"))])
                 st.success(f"Run {run_id} queued on {device}. It keeps running if you close this tab.")
             except MirrorError as exc:
                 st.error(str(exc))
@@ -150,3 +156,6 @@ def live(run_id: int) -> None:
 
 
 live(run_id)
+if st.button("Clone this run", key=f"clone_{run_id}", help="Fill the New training run form with this run's settings"):
+    st.session_state["_train_clone"] = settings.train_form(store.loads(jobs.get(conn, run_id)["config"]))
+    st.rerun()

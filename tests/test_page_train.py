@@ -73,3 +73,25 @@ def test_default_smollm2_on_cpu_warns_it_takes_long(conn, home):
     assert any("on this CPU" in w.value for w in at.warning)
     at.text_input(key="student").set_value("tiny").run()
     assert not any("on this CPU" in w.value for w in at.warning)
+
+
+def test_settings_survive_a_new_tab_and_clone_fills_the_form(conn, home):
+    sid = make_snapshot(conn, "snap", n_train=4, n_dev=1)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.text_input(key="student").set_value("tiny")
+    at.number_input(key="max_steps").set_value(2)
+    at.number_input(key="seq_len").set_value(256)
+    at.button(key="launch").click().run()
+    assert not at.error, [e.value for e in at.error]
+    jobs.stop(conn, jobs.list_runs(conn, "train")[0]["id"], grace_s=0.5)
+    other = jobs.submit(conn, "train", TrainConfig(student="tiny", method="answer-only", seq_len=128, epochs=1.0).to_dict(),
+                        snapshot_id=sid, start=False)
+    fresh = AppTest.from_file(PAGE, default_timeout=60).run()  # a new session, as a new tab gets
+    assert fresh.text_input(key="student").value == "tiny"
+    assert fresh.number_input(key="seq_len").value == 256
+    fresh.selectbox(key="run_pick").set_value(other).run()
+    fresh.button(key=f"clone_{other}").click().run()
+    assert fresh.selectbox(key="method").value == "answer-only"
+    assert fresh.number_input(key="seq_len").value == 128
+    assert fresh.number_input(key="epochs").value == 1.0
+    assert not fresh.exception
