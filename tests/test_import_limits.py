@@ -101,3 +101,17 @@ def test_line_and_row_limits_fail_fast_with_the_limit_named(home, conn, tmp_path
     with pytest.raises(DataImportError, match="more than 3 rows, the limit"):
         importing.import_source(conn, str(path))
     assert conn.execute("SELECT COUNT(*) FROM datasets").fetchone()[0] == 0
+
+
+def test_uploads_are_stored_by_content_hash_with_a_sane_extension(home, conn):
+    a = b'{"question":"q","answer":"1"}\n{"question":"r","answer":"2"}\n'
+    b = b'{"question":"s","answer":"3"}\n{"question":"t","answer":"4"}\n'
+    long_name = ("x" * 300) + ".jsonl"  # over 255 bytes: was OSError
+    p1 = importing.save_upload(long_name, a)
+    p2 = importing.save_upload("data.jsonl", b)
+    p3 = importing.save_upload("data.jsonl", a)  # same name as p2, other content: was an overwrite
+    p4 = importing.save_upload("....jsonl", b)  # was saved as "jsonl", no extension
+    assert p1 == p3 and p2 == p4 and p1 != p2
+    assert p1.read_bytes() == a and p2.read_bytes() == b
+    assert all(p.suffix == ".jsonl" and len(p.name.encode()) < 255 for p in (p1, p2))
+    assert importing.import_source(conn, str(p2), name="up").rows == 2

@@ -1248,9 +1248,19 @@ def save_upload(filename: str, data: bytes, home: str | None = None) -> Path:
     """Keep an uploaded file under MIRROR_HOME/uploads (streamed imports need a path); returns the path."""
     from mirror_core import config
 
-    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(filename).name).lstrip(".") or "upload"
+    # Named by content hash, not by the uploaded name: a name over 255 bytes, two different files with one
+    # name, or "....jsonl" cannot clash or lose the extension the reader is picked by.
+    lower = Path(filename).name.lower()
+    ext = next((e for e in UPLOAD_EXTENSIONS if lower.endswith(e)), "")
     folder = config.home(home) / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / safe
-    path.write_bytes(data)
+    path = folder / f"{hashlib.sha256(data).hexdigest()}{ext}"
+    if not path.exists():
+        tmp = path.with_name(path.name + f".{uuid.uuid4().hex}.part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
     return path
+
+
+UPLOAD_EXTENSIONS = tuple(sorted({b + g for b in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".tab", ".parquet",
+                                                  ".pq") for g in ("", ".gz")}, key=len, reverse=True))
