@@ -9,13 +9,16 @@ from mirror_core.data.queries import list_datasets
 from mirror_core.errors import MirrorError
 from mirror_core.loops import view
 from mirror_core.teachers.registry import parse_spec
-from mirror_core.ui import progress
+from mirror_core.ui import progress, settings
 
 st.set_page_config(page_title="Loops · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Feedback loops")
 conn = store.connect()
 jobs.reap(conn)
 datasets = [d.name for d in list_datasets(conn)]
+settings.restore(st.session_state, "loops")  # a new tab starts from the last launch's settings
+st.session_state.update(st.session_state.pop("_loops_clone", {}))
+FORM = ("ds", "student", "teachers", "budget", "rounds")
 
 LOOPS = {
     "elad": ("ELAD — active distillation",
@@ -57,12 +60,23 @@ def launch(loop: str) -> None:
                      .replace("(--teacher SPEC)", "in the Teachers field"))
         else:
             st.session_state[f"{loop}_pick"] = rid
+            settings.remember(st.session_state, "loops", [f"{lp}_{k}" for lp in LOOPS for k in FORM])
             st.success(f"Loop run {rid} queued; it runs in the background and this page follows it.")
+
+
+def jobs_cfg(rid: int) -> dict:
+    return store.loads(jobs.get(conn, rid)["config"]) or {}
 
 
 def show_run(loop: str, run: dict) -> None:
     rid = run["id"]
     progress.live_status(conn, rid)
+    if st.button("Clone this run", key=f"{loop}_clone_{rid}", help="Fill New run with this run's settings"):
+        cfg = jobs_cfg(rid)
+        st.session_state["_loops_clone"] = {f"{loop}_ds": cfg.get("dataset"), f"{loop}_student": cfg.get("student"),
+                                            f"{loop}_teachers": ", ".join(cfg.get("teachers") or []),
+                                            f"{loop}_budget": cfg.get("budget", 20), f"{loop}_rounds": cfg.get("rounds", 2)}
+        st.rerun()
     st.dataframe(pd.DataFrame(view.steps_table(conn, rid)), hide_index=True, key=f"{loop}_{rid}_steps")
     if loop == "elad":
         pts = view.elad_curve(run["result"])

@@ -127,3 +127,20 @@ def test_a_run_shows_live_status_and_its_log(home, conn):
     assert any("succeeded: 8/15" in str(p.value) or "succeeded: 8/15" in str(getattr(p, "text", ""))
                for p in at.get("progress"))
     assert any("loop mapd finished" in c.value for c in at.code)
+
+
+def test_clone_fills_the_form_and_settings_survive_a_new_tab(home, conn):
+    make_dataset(conn)
+    rid = _run(conn, {"loop": "mapd", "dataset": "arith", "student": "tiny", "teachers": ["fake:a", "fake:c"],
+                      "budget": 7, "rounds": 3})
+    at = _app().run()
+    at.button(key=f"mapd_clone_{rid}").click().run()
+    assert at.text_input(key="mapd_teachers").value == "fake:a, fake:c"
+    assert at.number_input(key="mapd_budget").value == 7
+    at.button(key="mapd_go").click().run()
+    assert not at.error, [e.value for e in at.error]
+    new = jobs.list_runs(conn, "loop")[0]
+    jobs.stop(conn, new["id"], grace_s=0.5)
+    assert json.loads(new["config"])["rounds"] == 3
+    fresh = _app().run()
+    assert fresh.text_input(key="mapd_teachers").value == "fake:a, fake:c"
