@@ -4,7 +4,7 @@
       student + tokenizer (fresh, or from checkpoints/last/ when resuming)
       for each stage (joint: one; two-stage: verdict+critique, then answer+cot from stage 1's weights):
         fresh AdamW (fused on CUDA) + warmup/linear-decay schedule (restored when resuming mid-stage)
-        each optimizer step: grad_accum micro-batches (× ranks under DDP), bf16 autocast on GPU,
+        each optimizer step: grad_accum micro-batches (× ranks under DDP), bf16 autocast where native (device.py),
           loss = Σ_t α_t · mean CE_t (chunked vocabulary projection, loss.py), clip, step
           metrics to the store: loss/<task>, loss, lr, tokens_per_s, mem
           every eval_every steps: dev loss → best/ (final stage only, never test) → last/ (+ trainer state)
@@ -158,8 +158,10 @@ def train(cfg: TrainConfig, items: list[dict[str, Any]], reporter, out_dir: Path
     if on_gpu:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
-    use_bf16 = cfg.bf16 if cfg.bf16 is not None else (on_gpu and torch.cuda.is_bf16_supported())
-    amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if (use_bf16 and on_gpu) else contextlib.nullcontext()
+    from mirror_core import device as devices
+
+    use_bf16, bf16_note = devices.bf16_autocast(device, cfg.bf16)
+    amp = devices.autocast(device, use_bf16)  # fp32 master weights; the loss's softmax stays fp32
     compute_dtype = torch.bfloat16 if use_bf16 else torch.float32
     batch_tokens = cfg.resolved_batch_tokens(on_gpu)
     torch.manual_seed(cfg.seed)
@@ -175,6 +177,7 @@ def train(cfg: TrainConfig, items: list[dict[str, Any]], reporter, out_dir: Path
     if state:
         reporter.log(f"resuming from {last} at stage {state['stage'] + 1}, step {state['step']} "
                      f"(global step {state['global_step']})")
+    reporter.log(f"bf16 autocast: {bf16_note}")
     state = state or {"stage": 0, "step": 0, "global_step": 0, "best_dev": None, "bad_evals": 0,
                       "tokens": 0, "stage_start_fingerprints": [], "history": []}
     module = StudentLoss(model, cfg.arch, cfg.loss_chunk, compute_dtype)

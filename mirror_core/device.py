@@ -1,0 +1,54 @@
+"""Which devices run bf16 autocast natively: CUDA GPUs that say so, CPUs with AMX or AVX512-BF16.
+
+A CPU without those instructions (e.g. AMD EPYC Zen 3: AVX2 only) emulates bf16 matmuls, which are
+then far slower than fp32, so auto mode leaves bf16 off there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The bf16 instruction flags this CPU reports in /proc/cpuinfo (empty when none or unreadable)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+            break
+    return [f for f in BF16_CPU_FLAGS if f in flags]
+
+
+def bf16_autocast(device: str, requested: bool | None) -> tuple[bool, str]:
+    """(use bf16, reason for the job log). requested None = auto, True/False = forced."""
+    import torch
+
+    if device.startswith("cuda"):
+        ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if requested is None:
+            return ok, f"{'on' if ok else 'off'} (cuda, bf16 {'supported' if ok else 'unsupported'})"
+        return requested, f"{'on' if requested else 'off'} (cuda, set by flag)"
+    flags = cpu_bf16_flags()
+    if requested is None:
+        if flags:
+            return True, f"on (cpu {'/'.join(f.replace('_bf16', '') if f == 'amx_bf16' else f for f in flags)})"
+        return False, "off (cpu has no amx_bf16/avx512_bf16: bf16 would be emulated and slower)"
+    return requested, f"{'on' if requested else 'off'} (cpu, set by flag)"
+
+
+def autocast(device: str, enabled: bool):
+    """torch.autocast to bf16 on the device type, or a no-op context."""
+    import contextlib
+
+    import torch
+
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
