@@ -134,7 +134,10 @@ def start_ready(conn: sqlite3.Connection, home: Path | None = None,
     launched = []
     with store.transaction(conn):
         busy: set[str] = set()
-        for r in conn.execute("SELECT device FROM runs WHERE status = 'running' AND kind IN (%s)" %
+        # A job launched a moment ago is still 'queued' (with a claimed pid) until its worker starts: it
+        # holds its device too, or several submits in a row would all start at once.
+        for r in conn.execute("SELECT device FROM runs WHERE (status = 'running' OR (status = 'queued' AND"
+                              " pid IS NOT NULL)) AND kind IN (%s)" %
                               ",".join("?" * len(DEVICE_KINDS)), tuple(DEVICE_KINDS)):
             busy |= _units(r["device"])
         queued = conn.execute("SELECT id, kind, device FROM runs WHERE status = 'queued' AND pid IS NULL"

@@ -106,3 +106,13 @@ def test_multi_gpu_job_blocks_each_of_its_gpus():
     assert jobs._units("cpu") == {"cpu"}
     assert jobs._units("cuda:1") & jobs._units("cuda:0,1")
     assert not jobs._units("cuda:2") & jobs._units("cuda:0,1")
+
+
+def test_a_device_job_launched_but_not_yet_running_holds_its_device(home, conn):
+    # start_ready claims a job (pid -1) and launches it; until its worker starts, the row is still 'queued'.
+    # A second submit in that window must not start a second device job (the experiment submits four at once).
+    a = jobs.submit(conn, "sleep-device", {"steps": 1, "interval": 0.01}, home=home, start=False)
+    conn.execute("UPDATE runs SET pid = -1 WHERE id = ?", (a,))
+    b = jobs.submit(conn, "sleep-device", {"steps": 1, "interval": 0.01}, home=home, start=False)
+    assert jobs.start_ready(conn, home=home) == []
+    assert conn.execute("SELECT status, pid FROM runs WHERE id = ?", (b,)).fetchone()[:] == ("queued", None)
