@@ -71,7 +71,8 @@ def test_eval_job_stores_predictions_and_resumes(conn, home, trained):
     assert res["accuracy"] == 0.75
     assert res["vote"]["samples_per_question"] == 2
     assert res["teacher"]["fake"]["n"] == 1 and res["teacher"]["fake"]["brier"] == pytest.approx(0.01)
-    assert res["self_eval_trained"] and res["mode"] == "cot"
+    # make_train_run lists verdict in its tasks but its snapshot holds no self-evaluations: never trained.
+    assert res["self_eval_trained"] is False and res["mode"] == "cot"
 
     # Resume: drop one example's predictions and mark the run failed; the rerun redoes only that one.
     first = greedy[0]["example_id"]

@@ -41,6 +41,7 @@ class EvalConfig:
     mode: str = "auto"          # auto | cot | answer: which prompt produces the answer
     dataset: str | None = None  # name or id; default: the dataset of the run's snapshot
     n_bins: int = 10
+    bf16: bool | None = None    # bf16 autocast for generation + self-evaluation; None: where native (device.py)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvalConfig":
@@ -175,10 +176,15 @@ def evaluate(conn: sqlite3.Connection, run_id: int, cfg: EvalConfig, *,
         arch = meta.get("arch", "causal")
         mode = _mode(cfg, meta)
         log(f"evaluating {len(todo)} of {total} {cfg.split} examples ({done} already done), mode {mode}")
+        from mirror_core import device as devices
+
+        use_bf16, bf16_note = devices.bf16_autocast(str(next(model.parameters()).device), cfg.bf16)
+        log(f"bf16 autocast: {bf16_note}")
         for start in range(0, len(todo), cfg.chunk):
             check_stop()
             chunk = todo[start:start + cfg.chunk]
-            rows, toks, secs = _predict_chunk(model, tok, arch, mode, chunk, cfg, seed=cfg.seed + start)
+            with devices.autocast(str(next(model.parameters()).device), use_bf16):
+                rows, toks, secs = _predict_chunk(model, tok, arch, mode, chunk, cfg, seed=cfg.seed + start)
             gen_tokens += toks
             gen_seconds += secs
             ts = store.now()
@@ -199,12 +205,6 @@ def evaluate(conn: sqlite3.Connection, run_id: int, cfg: EvalConfig, *,
                   dataset_id=dataset_id, student=meta.get("student"), tasks=meta.get("tasks"),
                   self_eval_trained=self_eval_trained(conn, train_row, meta),
                   snapshot_id=train_row["snapshot_id"])
-    if not result["self_eval_trained"]:
-        # The verdict-stem probability of a student never trained on verdicts is no self-evaluation:
-        # report no calibration numbers for it (issue 11 item 9).
-        for k in ("ece", "ece_mass", "brier", "auroc", "mean_confidence"):
-            result[k] = None
-        result["reliability"] = result["reliability_mass"] = result["abstention"] = None
     if gen_seconds:
         result["tokens_per_s"] = gen_tokens / gen_seconds
     result["teacher"] = teacher_calibration(conn, dataset_id, train_row["snapshot_id"], n_bins=cfg.n_bins)
