@@ -45,3 +45,18 @@ def test_bf16_loss_matches_fp32_and_flag_turns_it_off(conn, tmp_path):
     assert torch.isfinite(torch.tensor(bf16))
     assert abs(bf16 - fp32) / fp32 < 0.02, (bf16, fp32)
     assert bf16 != fp32  # autocast really changed the arithmetic
+
+
+def test_generation_and_self_evaluation_run_under_bf16():
+    from mirror_core import formats, models
+    from mirror_core.evaluation.generate import generate
+    from mirror_core.evaluation.selfeval import self_evaluate
+
+    tok = models.load_tokenizer("tiny")
+    model = models.tiny_causal_lm(tok)
+    prompts = [formats.prompt("cot", q) for q in ("What is 2 + 3?", "How many legs do 3 cats have?")]
+    with devices.autocast("cpu", True):
+        g = generate(model, tok, prompts, max_new_tokens=8, batch_size=2)
+        ev = self_evaluate(model, tok, ["What is 2 + 3?"] * 2, [None, None], ["5", "6"], batch_size=2)
+    assert g.tokens_total > 0 and len(g.texts) == 2
+    assert all(abs(sum(e.probs.values()) - 1.0) < 1e-5 and 0.0 <= e.confidence <= 1.0 for e in ev)
