@@ -7,9 +7,19 @@ start at the same column), which keeps padding small. CPU or GPU.
 
 from __future__ import annotations
 
+import re
 import time
 
 from mirror_core.teachers.base import Completion, Teacher, TeacherRequest
+
+
+_NEXT_QUESTION = re.compile(r"\n\s*(?:Question|Q)\s*:")
+
+
+def cut_invented_question(text: str) -> str:
+    """The text before a next "Question:"/"Q:" the model invents after its answer (issue 13.2)."""
+    m = _NEXT_QUESTION.search(text)
+    return text[:m.start()].rstrip() if m else text
 
 
 class LocalTeacher(Teacher):
@@ -93,7 +103,7 @@ class LocalTeacher(Teacher):
         for row, mask in zip(new.tolist(), enc["attention_mask"].tolist()):
             stopped = tok.eos_token_id in row
             n_out = row.index(tok.eos_token_id) + 1 if stopped else len(row)
-            text = tok.decode(row[:n_out], skip_special_tokens=True).strip()
+            text = cut_invented_question(tok.decode(row[:n_out], skip_special_tokens=True).strip())
             results.append(Completion(
                 text=text, status="ok" if stopped else "truncated", finish_reason="stop" if stopped else "length",
                 input_tokens=int(sum(mask)), output_tokens=n_out, latency_s=latency,
