@@ -339,4 +339,5 @@ def item(example: Example, cot: str, answer: str | None = None, rationale_id: in
     """One training item in the shape the trainer reads from snapshot_items."""
     return {"example_id": example.id, "rationale_id": rationale_id, "split": "train",
             "question": question or example.question, "answer": answer if answer is not None else example.answer,
-            "cot": cot, "self_evals": self_evals or [], "choices": example.choices}
+            "cot": cot, "self_evals": self_evals or [], "choices": example.choices,
+            "task_type": example.task_type}  # the CoT task reads the CoT's own answer by its task type
