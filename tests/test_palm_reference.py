@@ -67,3 +67,20 @@ def test_reference_evaluator_rejects_unknown_name():
 
     with pytest.raises(ConfigError, match="evaluator must be"):
         pipeline.GenConfig(dataset="svamp", teachers=["palm"], evaluator="oracle")
+
+
+def test_mindsmirror_on_reference_verdicts_trains_the_verdict_without_critique(conn):
+    from mirror_core.training import data
+    from mirror_core.training.config import TrainConfig
+    from mirror_core.training.job import data_report
+
+    import_source(conn, "svamp")
+    cfg = pipeline.GenConfig(dataset="svamp", teachers=["palm"], split="train", limit=12, dev_limit=2,
+                             evaluator="reference")
+    pipeline.run(conn, cfg, [make_teacher("palm")], log=lambda m: None)
+    sid = snapshots.create_snapshot(conn, "ref", "all", "svamp")["id"]
+    tcfg = TrainConfig(student="tiny", method="mindsmirror")
+    report = data_report(tcfg, data.load_items(conn, sid), sid)
+    assert report["tasks_trained"] == ["answer", "cot", "verdict"] == tcfg.tasks
+    assert report["train_examples"]["verdict"] == 12 and set(report["tasks_dropped"]) == {"critique"}
+    assert "critique" not in tcfg.weights

@@ -152,7 +152,15 @@ class TrainConfig:
 
     def require_data(self, counts: dict[str, int], snapshot: str = "the snapshot") -> None:
         """Refuse a run whose tasks have no training examples: a `mindsmirror` run on a snapshot without
-        self-evaluations would silently be a step-by-step run (issue 11 item 9)."""
+        self-evaluations would silently be a step-by-step run (issue 11 item 9).
+
+        One exception, by the method's definition: the critique is learned *when a teacher wrote critiques*.
+        Verdicts without critique text (the reference evaluator, or verdict-only replay data) train the
+        verdict task alone; the critique task is dropped from this config and the run's result says so."""
+        if "critique" in self.tasks and not counts.get("critique") and counts.get("verdict"):
+            self.tasks = [t for t in self.tasks if t != "critique"]
+            self.weights = {t: w for t, w in (self.weights or {}).items() if t != "critique"}
+            self.dropped_tasks = ["critique"]
         missing = [t for t in self.tasks if not counts.get(t)]
         if not missing:
             return

@@ -48,7 +48,10 @@ def data_report(cfg: TrainConfig, items: list[dict[str, Any]], snapshot_id: int)
 
     counts = data.task_counts(items, cfg.tasks, "train")
     cfg.require_data(counts, f"snapshot {snapshot_id}")
+    dropped = getattr(cfg, "dropped_tasks", [])
     return {"tasks_trained": [t for t in cfg.tasks if counts[t]], "train_examples": counts,
+            **({"tasks_dropped": {t: "no critique text in the snapshot (verdicts only)" for t in dropped}}
+               if dropped else {}),
             "cots": data.cot_report(items, "train")}
 
 
