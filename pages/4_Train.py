@@ -127,7 +127,7 @@ run_id = st.selectbox("Run", ids, key="run_pick",
 @st.fragment(run_every=3)
 def live(run_id: int) -> None:
     row = jobs.get(conn, run_id)
-    st.markdown(f"**Run {run_id}** · {row['device']}")
+    st.markdown(f"**Run {run_id}** · {row['status']} · {row['device']}")
     s = progress.run_status(row, first=st.session_state.setdefault("_train_first", {}).setdefault(
         run_id, (time.time(), row["progress_done"])))
     st.progress(min(1.0, s["done"] / s["total"]) if s["total"] else 0.0, text=s["text"])

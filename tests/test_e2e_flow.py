@@ -135,8 +135,9 @@ def test_whole_flow_through_the_pages(app_server, home):
             _launch_tiny(page, "mindsmirror", max_steps=16, eval_every=8)
             run_a = conn.execute("SELECT MAX(id) FROM runs WHERE kind = 'train'").fetchone()[0]
             expect(page.get_by_text(f"Run {run_a} ·", exact=False)).to_be_visible()
-            expect(page.get_by_text("Per-task loss")).to_be_visible(timeout=60_000)  # its own panel
-            expect(page.get_by_text("Weighted total (Σ α · task loss)")).to_be_visible()
+            # its own panel (.first: while a live chart redraws, plotly briefly holds two copies of its titles)
+            expect(page.get_by_text("Per-task loss").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Weighted total (Σ α · task loss)").first).to_be_visible()
             _shot(page, OUT / "flow-4-train.png")
             # closing the browser context does not stop the job: a new context sees it
             ctx.close()
