@@ -52,7 +52,28 @@ def register(sub) -> None:
     p.add_argument("--method", action="append", dest="methods", metavar="METHOD",
                    help="repeatable; default all: answer-only, step-by-step, mindsmirror, mindsmirror-two-stage")
     p.add_argument("--dev-limit", type=int, default=32, help="dev questions the teacher answers (model selection)")
+    p.add_argument("--train-option", action="append", default=[], metavar="FIELD=VALUE", type=train_option,
+                   help="repeatable; any training setting, the same for every method (e.g. batch_tokens=2048, "
+                        "lr=1e-4, eval_every=0); fields as in `train --help`")
     p.set_defaults(func=cmd_experiment)
+
+
+def train_option(text: str) -> tuple[str, object]:
+    """'lr=1e-4' -> ('lr', 0.0001): a TrainConfig field and its value read as JSON (else the plain string)."""
+    import argparse
+    import dataclasses
+
+    from mirror_core.training.config import TrainConfig
+
+    field, sep, raw = text.partition("=")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if not sep or field.strip() not in fields:
+        raise argparse.ArgumentTypeError(f"'{text}' is not FIELD=VALUE with a training field; fields: {', '.join(sorted(fields))}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return field.strip(), value
 
 
 def _fmt(x, pct=False) -> str:
@@ -151,6 +172,7 @@ def cmd_experiment(args) -> int:
         dataset=args.dataset, student=args.student, max_steps=args.max_steps, limit=args.limit,
         train_limit=args.train_limit, max_new_tokens=args.max_new_tokens, samples=args.samples,
         device=args.device, out=args.out, teacher=args.teacher, n_cots=args.n_cots, k_evals=args.k_evals,
-        evaluator=args.evaluator, methods=args.methods, dev_limit=args.dev_limit, log=lambda m: print(m, file=sys.stderr, flush=True))
+        evaluator=args.evaluator, methods=args.methods, dev_limit=args.dev_limit,
+        train_overrides=dict(args.train_option) or None, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(summary))
     return 0
