@@ -3,12 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from mirror_core import jobs, models, store
+from mirror_core import jobs, store
 from mirror_core.commands.loop import submit
 from mirror_core.data.queries import list_datasets
 from mirror_core.errors import MirrorError
 from mirror_core.loops import view
-from mirror_core.teachers.registry import parse_spec
 from mirror_core.ui import progress, settings
 
 st.set_page_config(page_title="Loops · Mind's Mirror Studio", page_icon="🪞", layout="wide")
@@ -49,10 +48,7 @@ def launch(loop: str) -> None:
     rounds = c5.number_input("Rounds", min_value=1, value=2, key=f"{loop}_rounds")
     if st.button("Run in the background", key=f"{loop}_go", type="primary"):
         specs = [t.strip() for t in teachers.split(",") if t.strip()]
-        try:
-            models.check_student_spec(student)
-            for t in specs:
-                parse_spec(t)
+        try:  # submit runs the loop config's own checks: teachers, student, settings, dataset
             rid = submit(conn, loop, dataset=ds, student=student.strip(), teachers=specs,
                          budget=int(budget), rounds=int(rounds))
         except MirrorError as exc:  # loop checks name CLI flags; on this page they are the Teachers field

@@ -26,13 +26,21 @@ def register(sub) -> None:
 
 def submit(conn, loop: str, *, dataset: str, student: str, teachers: list[str], budget: int, rounds: int,
            device: str = "cpu", **settings) -> int:
-    """Check a loop's settings and queue it as a background job (the CLI and the Loops page both use this)."""
+    """Check a loop's settings and queue it as a background job (the CLI and the Loops page both use this).
+
+    Every check that can fail runs here, before the job exists: the loop's own settings, each teacher spec
+    and the student spec — so a bad value is one sentence now, not a failed run in the background."""
+    from mirror_core import models
     from mirror_core.loops.job import validate
     from mirror_core.loops.steps import dataset_id
+    from mirror_core.teachers.registry import parse_spec
 
     cfg = {"loop": loop, "dataset": dataset, "student": student, "teachers": list(teachers), "budget": budget,
            "rounds": rounds, **settings}
     validate(cfg)
+    for spec in cfg["teachers"]:
+        parse_spec(spec)  # bogus:zzz or run:999 is no teacher
+    cfg["student"] = models.check_student_spec(student)  # a hub id not in the offline cache, run:N without a checkpoint
     dataset_id(conn, dataset)  # fail now, not in the background, when the dataset does not exist
     return jobs.submit(conn, "loop", cfg, name=f"{loop} {dataset}", device=device)
 
@@ -45,10 +53,6 @@ def cmd_loop(args) -> int:
             settings[k.strip()] = json.loads(v)
         except ValueError:
             settings[k.strip()] = v
-    from mirror_core.teachers.registry import parse_spec
-
-    for spec in args.teachers:
-        parse_spec(spec)  # an unknown teacher is refused now, not by the job in the background
     conn = store.connect()
     run_id = submit(conn, args.loop, dataset=args.dataset, student=args.student, teachers=args.teachers,
                     budget=args.budget, rounds=args.rounds, device=args.device, **settings)
