@@ -5,7 +5,9 @@
    cache; prints tokens/s of both and their ratio (target >= 5x).
 2. Default student (SmolLM2-135M): batched generation + self-evaluation of a sample of GSM8K test
    questions, timed and extrapolated to all 1,319 (the script says it extrapolates).
-Usage: python bench/eval_bench.py [--n 64] [--sample 16] [--max-new-tokens 256] [--threads 1] [--skip-smollm2]
+3. With --bf16: SmolLM2-135M batched generation tokens/s, fp32 vs bf16 autocast, same prompts, one run
+   (the bf16 leg runs only on a CPU/GPU with native bf16, or with --force-bf16).
+Usage: python bench/eval_bench.py [--n 64] [--sample 16] [--max-new-tokens 256] [--threads 1] [--skip-smollm2] [--bf16]
 """
 
 from __future__ import annotations
@@ -50,8 +52,12 @@ def main() -> int:
     ap.add_argument("--skip-smollm2", action="store_true")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: on a shared 2-core box more threads than free cores thrash)")
+    ap.add_argument("--bf16", action="store_true", help="only: SmolLM2 batched generation, fp32 vs bf16 autocast")
+    ap.add_argument("--force-bf16", action="store_true", help="time the bf16 leg even without native bf16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.bf16:
+        return bf16_compare(args)
     qs = gsm8k_questions()
     print(f"machine: {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}, cuda {torch.cuda.is_available()}")
@@ -94,6 +100,32 @@ def main() -> int:
         out["smollm2"] = {"sample": args.sample, "gen_tok_s": g.tokens_per_s, "per_item_s": per_item,
                           "est_1319_s": est, "extrapolated": True}
     print(json.dumps(out))
+    return 0
+
+
+def bf16_compare(args) -> int:
+    """SmolLM2 generation of the same batch in fp32 and under bf16 autocast (where native)."""
+    from mirror_core import device as devices
+    from mirror_core import formats, models
+    from mirror_core.evaluation.generate import generate
+
+    flags = devices.cpu_bf16_flags()
+    tok = models.load_tokenizer("smollm2")
+    model = models.load_causal_lm("smollm2")
+    prompts = [formats.prompt("cot", q) for q in gsm8k_questions()[:args.sample]]
+    legs = [("fp32", False)] + ([("bf16", True)] if flags or args.force_bf16 else [])
+    rates = {}
+    for name, on in legs:
+        with devices.autocast("cpu", on):
+            generate(model, tok, prompts[:2], max_new_tokens=4, batch_size=2)  # warm-up
+            g = generate(model, tok, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.sample)
+        rates[name] = g.tokens_per_s
+        print(f"SmolLM2-135M, {args.sample} GSM8K prompts batched, ≤{args.max_new_tokens} new tokens, {name}: "
+              f"{g.tokens_total} tokens in {g.seconds:.1f} s = {g.tokens_per_s:,.1f} tok/s")
+    if "bf16" in rates:
+        print(f"bf16 / fp32 = {rates['bf16'] / rates['fp32']:.2f}x (target >= 2x)")
+    else:
+        print(f"bf16 leg skipped: cpu bf16 flags {flags or 'none'} (bf16 would be emulated; --force-bf16 times it anyway)")
     return 0
 
 

@@ -3,6 +3,7 @@
     python bench/train_bench.py                 # CPU: 4-layer 256-wide Llama, SmolLM2 vocab, ≈400 CoTs
     python bench/train_bench.py --gpu           # GPU: Qwen2.5-0.5B shape from a config, prints MFU
     python bench/train_bench.py --smollm2-epoch # time of one epoch of SmolLM2-135M on 200 GSM8K CoTs
+    python bench/train_bench.py --smollm2       # SmolLM2-135M train tokens/s: fp32 vs bf16 autocast, one run
 
 Tokens/s counts real (non-padding) tokens over the training loop only (model loading excluded): HF's
 `train_runtime` against the sum of our step times. Both see the same tokenized examples.
@@ -197,15 +198,64 @@ def smollm2_epoch(n: int, steps: int) -> None:
           f"{total * per_token / 60:.1f} min on this CPU (extrapolated from the timed steps)")
 
 
+def matmul_rates(n: int = 512, reps: int = 3) -> dict[str, float]:
+    """GFLOP/s of an n×n matmul in fp32 and bf16 on one thread: says at once whether bf16 is native here."""
+    torch.set_num_threads(1)
+    rates = {}
+    for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+        a @ b
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        rates[name] = 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+    torch.set_num_threads(os.cpu_count() or 1)
+    return rates
+
+
+def smollm2_bf16(steps: int, force: bool) -> None:
+    """Today's fp32 path vs bf16 autocast (fp32 master weights and loss), same data and steps, one run.
+
+    On a CPU without amx_bf16/avx512_bf16 the bf16 leg is skipped unless forced: there bf16 matmuls are
+    emulated (the printed matmul rates show by how much) and a SmolLM2 step would take many minutes."""
+    from mirror_core import device as devices
+
+    flags = devices.cpu_bf16_flags()
+    rates = matmul_rates()
+    print(f"[smollm2 bf16] cpu bf16 flags: {flags or 'none'}; 512² matmul, 1 thread: fp32 {rates['fp32']:.1f} "
+          f"GFLOP/s, bf16 {rates['bf16']:.2f} GFLOP/s ({rates['bf16'] / rates['fp32']:.2f}× fp32); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    items = gsm8k_items(200)
+    legs = [("fp32", False)] + ([("bf16", True)] if flags or force else [])
+    result = {}
+    for name, bf16 in legs:
+        cfg = TrainConfig(student="smollm2", method="step-by-step", epochs=1, eval_every=0, max_steps=steps + 1,
+                          bf16=bf16, batch_tokens=2048, seq_len=512)
+        rep = loop.QuietReporter()
+        with tempfile.TemporaryDirectory() as tmp:
+            loop.train(cfg, items, rep, tmp)
+        tps = [v["tokens_per_s"] for _, v in rep.metrics if "tokens_per_s" in v][1:]  # step 1 is warm-up
+        result[name] = sum(tps) / len(tps)
+        print(f"[smollm2 bf16] {name}: {result[name]:,.0f} tokens/s (mean of {len(tps)} steps of 2,048 tokens after one warm-up step)")
+    if "bf16" in result:
+        print(f"[smollm2 bf16] bf16 / fp32 = {result['bf16'] / result['fp32']:.2f}× (target ≥ 2.5×)")
+    else:
+        print("[smollm2 bf16] bf16 leg skipped: this CPU has no native bf16 (pass --force-bf16 to time it anyway)")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpu", action="store_true", help="Qwen2.5-0.5B-shaped model on a GPU, with MFU")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="GPU bf16 dense peak for MFU (H100 SXM: 989)")
     ap.add_argument("--examples", type=int, default=400)
     ap.add_argument("--smollm2-epoch", action="store_true", help="time one epoch of SmolLM2-135M on GSM8K CoTs")
-    ap.add_argument("--steps", type=int, default=3, help="steps timed for --smollm2-epoch")
+    ap.add_argument("--steps", type=int, default=3, help="steps timed for --smollm2-epoch / --smollm2")
+    ap.add_argument("--smollm2", action="store_true", help="SmolLM2-135M train tokens/s, fp32 vs bf16 autocast")
+    ap.add_argument("--force-bf16", action="store_true", help="time the bf16 leg even on a CPU without native bf16")
     a = ap.parse_args()
-    if a.smollm2_epoch:
+    if a.smollm2:
+        smollm2_bf16(a.steps, a.force_bf16)
+    elif a.smollm2_epoch:
         smollm2_epoch(200, a.steps)
     elif a.gpu:
         gpu_bench(a.examples, a.peak_tflops)
