@@ -83,6 +83,8 @@ def show_run(loop: str, run: dict) -> None:
             st.caption("Uncertainty of each explained question (score = (1−λ)·entropy/log V + λ·disagreement)")
             st.dataframe(pd.DataFrame(sel), hide_index=True, key=f"elad_{rid}_sel")
     elif loop == "mapd":
+        for why in (run["result"] or {}).get("not_done") or []:
+            st.info(why)
         m = view.mapd_matrix(conn, rid)
         if m:
             st.caption("Peer-review scores per rationale (rows: author; columns: reviewer) and why it was rejected")
@@ -107,8 +109,16 @@ for loop, tab in zip(LOOPS, st.tabs([t for t, _ in LOOPS.values()], key="tab", b
             st.info("No run of this loop yet. Open **New run** above, pick a student (e.g. `tiny` to try it, or "
                     "`run:N` for a trained one) and teachers, and run it in the background.")
             continue
-        st.dataframe(pd.DataFrame([{k: v for k, v in r.items() if k != "result"} for r in runs]),
-                     hide_index=True, key=f"{loop}_runs")
+        rows = []
+        for r in runs:  # "why" beside "progress": a succeeded run at 8/15 says what it left undone
+            row = {}
+            for k, v in r.items():
+                if k != "result":
+                    row[k] = v
+                if k == "progress":
+                    row["why"] = "; ".join((r["result"] or {}).get("not_done") or [])
+            rows.append(row)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{loop}_runs")
         pick = st.selectbox("Run", [r["id"] for r in runs], key=f"{loop}_pick",
                             format_func=lambda i: f"#{i}")
         show_run(loop, next(r for r in runs if r["id"] == pick))

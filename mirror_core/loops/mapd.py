@@ -114,6 +114,7 @@ def run(ctx, cfg: MapdConfig) -> dict:
                                                    "predictions": preds})
     tick("initial eval")
     ckpt = None
+    stopped = None
     for rnd in range(1, cfg.rounds + 1):
         ctx.check_stop()
         # ---- mine
@@ -121,7 +122,11 @@ def run(ctx, cfg: MapdConfig) -> dict:
         if mine is None:
             left = cfg.budget - S.calls_spent(conn, run_id)
             if left < per:
-                ctx.log(f"budget left ({left} calls) pays for no mistake ({per} calls each); stopping")
+                # the run still succeeds; the result says why its later steps were not done
+                stopped = (f"rounds {rnd}–{cfg.rounds} not run: the budget left ({left} of {cfg.budget} calls) pays "
+                           f"for no mistake ({per} calls each with {len(T)} teachers)")
+                ctx.log(stopped)
+                ctx.progress(done[0], total_steps, stopped, teachers.cost_usd)
                 break
             seen = set()
             for r in range(1, rnd):
@@ -181,7 +186,7 @@ def run(ctx, cfg: MapdConfig) -> dict:
                                                          "calls": S.calls_spent(conn, run_id), "predictions": preds})
             ctx.log(f"round {rnd}: {eval_split} accuracy {acc:.3f}")
         tick(f"r{rnd} eval")
-    return summary(conn, run_id)
+    return summary(conn, run_id, stopped=stopped)
 
 
 def _ext_ids(conn, ds: int) -> dict[int, str]:
@@ -348,7 +353,10 @@ def _trainer_student(base: str) -> str:
     return base
 
 
-def summary(conn, run_id: int) -> dict:
+def summary(conn, run_id: int, stopped: str | None = None) -> dict:
+    """The run's result: accuracy curve, accepted/rejected counts, calls, and `not_done` — one sentence per
+    thing the loop left undone and why (no mistake to learn from, mistakes over budget, failed teacher calls,
+    reviews without a score, rounds cut by the budget), so "8/15" on a succeeded run has its reason."""
     curve, accepted, rejected = [], 0, 0
     for row in S.rounds(conn, run_id):
         d = row["decision"]
@@ -358,4 +366,34 @@ def summary(conn, run_id: int) -> dict:
             accepted += d["accepted"]
             rejected += d["rejected"]
     return {"loop": "mapd", "curve": curve, "accepted": accepted, "rejected": rejected,
-            "calls": S.calls_spent(conn, run_id)}
+            "calls": S.calls_spent(conn, run_id), "not_done": not_done(conn, run_id) + ([stopped] if stopped else [])}
+
+
+def not_done(conn, run_id: int) -> list[str]:
+    """Why parts of each recorded round did nothing, read from the steps' decisions."""
+    out, idle = [], set()
+    for row in S.rounds(conn, run_id):
+        d, rnd, step = row["decision"], row["round"], row["step"]
+        if step == "mine":
+            taken, wrong = len(d["mistakes"]), d["n_wrong"]
+            if not wrong:
+                idle.add(rnd)
+                out.append(f"round {rnd}: skipped — the student made no mistake on {len(d['answered'])} train "
+                           "question(s), so there was nothing to feed back, review or train on")
+            elif taken < wrong:
+                out.append(f"round {rnd}: {wrong - taken} of {wrong} mistake(s) skipped — the budget left "
+                           f"({d['budget_left']} calls) paid for {taken} ({d['calls_per_mistake']} calls each)")
+        elif step in ("feedback", "rationale"):
+            failed = [w for w in d["written"] if not w.get("rationale_id")]
+            if failed:
+                first = failed[0]
+                out.append(f"round {rnd}: {len(failed)} of {len(d['written'])} teacher {step} call(s) gave no text — "
+                           f"{first['author']}: {first.get('error') or first['status']}")
+        elif step == "review":
+            bad = [r for r in d["reviews"] if r["score"] is None]
+            if bad:
+                out.append(f"round {rnd}: {len(bad)} of {len(d['reviews'])} review(s) gave no valid [1–5] score "
+                           "(left out of the mean)")
+        elif step == "train" and not d.get("phases") and rnd not in idle:
+            out.append(f"round {rnd}: no training — no feedback written and no rationale accepted")
+    return out
