@@ -700,6 +700,52 @@ def _has_dev(head: list[tuple[int, dict]], split_col: str | None) -> bool:
     return False
 
 
+# A sample whose golds are at least this share numbers is a numeric data set: its non-numeric golds are
+# named and the import stops, rather than the whole set silently becoming free text (issue 11.11). Below it
+# (most golds are words) the set is free text, as a QA set with a few numeric answers should be.
+MOSTLY_NUMERIC = 0.5
+_NAMED_ROWS = 3  # offending rows named in the error; the rest are counted
+
+
+def _non_numeric_golds(head: list[tuple[int, dict]], acol: str | None) -> tuple[list[tuple[int, Any]], int]:
+    """(row, gold) of each non-empty gold in the sample that is not a number, and the number of non-empty golds.
+
+    Empty golds and numbers Python will not convert are left to the converter, which names them itself."""
+    bad, n = [], 0
+    for row, rec in head:
+        gold = rec.get(acol) if acol else None
+        if gold is None or str(gold).strip() == "":
+            continue
+        n += 1
+        try:
+            answers.normalize_gold(gold, answers.NUMERIC, None)
+        except AnswerParseError:
+            bad.append((row, gold))
+        except ValueError:
+            pass
+    return bad, n
+
+
+def _check_numeric_golds(head: list[tuple[int, dict]], acol: str | None, label: str, explicit: bool) -> None:
+    """Stop a (mostly) numeric import at its non-numeric golds, naming the first rows and the way out."""
+    bad, n = _non_numeric_golds(head, acol)
+    if not bad or (not explicit and (n - len(bad)) < MOSTLY_NUMERIC * n):
+        return
+    def show(v: Any) -> str:
+        text = repr(v) if isinstance(v, str) else repr(str(v))
+        return text if len(text) <= 40 else text[:37] + "...'"
+    (row, first), rest = bad[0], bad[1:]
+    more = ", ".join(f"row {r} {show(v)}" for r, v in rest[:_NAMED_ROWS - 1])
+    if len(rest) > _NAMED_ROWS - 1:
+        more += f" and {len(rest) - (_NAMED_ROWS - 1)} more"
+    why = ("the task type is numeric" if explicit else
+           f"{n - len(bad)} of the first {n} golds are numbers, so this looks like a numeric data set")
+    raise DataImportError(
+        f"the gold answer does not parse as numeric: {show(first)}" + (f" (also {more})" if more else "")
+        + f"; {why}. Fix the rows, or import the golds as text with --task-type free_text "
+        "(Data page: Task type 'free_text')", file=label, row=row, column=acol)
+
+
 def _task_type_column(head: list[tuple[int, dict]]) -> str | None:
     values = {str(r.get("task_type")) for _, r in head if r.get("task_type") is not None}
     if len(values) == 1 and (v := values.pop()) in answers.TASK_TYPES:
@@ -726,6 +772,7 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
         keys.extend(k for k in rec if k not in keys)
     cols = resolve_columns(columns, keys, src.label)
     detected = None
+    has_choices = False
     if task_type is None:
         task_type = _task_type_column(head)
     if task_type is None:
@@ -735,6 +782,10 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
         except ValueError as e:  # e.g. a gold of more than 4300 digits, which Python will not convert
             raise DataImportError(f"a gold answer cannot be read ({e}); fix the row, or name the task type "
                                   "with --task-type", file=src.label, column=cols["answer"]) from None
+    # Name the non-numeric golds of a numeric (or mostly numeric, when detected) sample up front, several at
+    # a time; rows past the sample are still stopped one by one by the converter.
+    if task_type == answers.NUMERIC or (detected == answers.FREE_TEXT and not has_choices):
+        _check_numeric_golds(head, cols["answer"], src.label, explicit=detected is None)
     split_from_source = bool(cols["split"]) or any(_INTERNAL_SPLIT in r for _, r in head[:1])
     conv = _Converter(cols, task_type, src.label, split_from_source,
                       pre_carve=split_from_source and not _has_dev(head, cols["split"]))
