@@ -8,7 +8,8 @@ Policies (rejected CoTs are always left out):
 Any policy can be narrowed to some teachers (`teachers`: author specs such as 'replay:PaLM 540B').
 
 `snapshot_items` holds one frozen row per (example, CoT): split, question, gold answer, the CoT text at
-its current revision, and its self-evaluations as a JSON list of {critique, verdict, confidence}. The hash
+its current revision, and its current self-evaluations (not the stale ones, written about an earlier text)
+as a JSON list of {critique, verdict, confidence}. The hash
 is sha256 over the items in (example_id, rationale_id) order, so equal content gives an equal hash.
 Triggers (migration m003) refuse any later UPDATE of a snapshot or its items.
 """
@@ -40,12 +41,14 @@ POLICY_HELP = {
 }
 ITEM_COLUMNS = ("example_id", "rationale_id", "revision", "split", "question", "answer", "cot", "self_evals")
 
-# Self-evaluations are frozen in id order; unparsed ones (no verdict) carry nothing to learn from.
+# Self-evaluations are frozen in id order; unparsed ones (no verdict) carry nothing to learn from, and stale
+# ones (m007: written about the CoT's text before a hand edit) judge text the snapshot does not hold.
 _SELECT_ITEMS = (
     "SELECT e.id, r.id, r.revision, e.split, e.question, e.answer, r.text,"
     " (SELECT json_group_array(json_object('confidence', s.confidence, 'critique', s.critique,"
     "                                      'verdict', s.verdict))"
-    "  FROM (SELECT * FROM self_evals WHERE rationale_id = r.id AND verdict IS NOT NULL ORDER BY id) s)"
+    "  FROM (SELECT * FROM self_evals WHERE rationale_id = r.id AND verdict IS NOT NULL AND NOT stale"
+    "        ORDER BY id) s)"
     " FROM rationales r JOIN examples e ON e.id = r.example_id WHERE {where} ORDER BY e.id, r.id")
 
 

@@ -16,6 +16,9 @@ def register(sub) -> None:
     q.add_argument("--policy", required=True, choices=list(snapshots.POLICIES),
                    help="; ".join(f"{k}: {v}" for k, v in snapshots.POLICY_HELP.items()))
     q.add_argument("--dataset", help="only this dataset's CoTs")
+    q.add_argument("--teacher", action="append", metavar="SPEC",
+                   help="only CoTs (and their self-evaluations) by this teacher, as stored, e.g. 'palm', "
+                        "'fake', 'openai:gpt-4o-mini'; repeat for several")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=cmd_create)
 
@@ -37,12 +40,14 @@ def register(sub) -> None:
 
 
 def cmd_create(args) -> int:
-    snap = snapshots.create_snapshot(store.connect(), args.name, args.policy, args.dataset)
+    snap = snapshots.create_snapshot(store.connect(), args.name, args.policy, args.dataset,
+                                     teachers=args.teacher)
     if args.json:
         print(json.dumps(snap))
     else:
         print(f"snapshot {snap['name']} (id {snap['id']}): policy {snap['policy']}, "
-              f"size {snap['size']}, hash {snap['hash']}")
+              f"size {snap['size']}, hash {snap['hash']}"
+              + (f", teachers {', '.join(snap['teachers'])}" if snap["teachers"] else ""))
     return 0
 
 
