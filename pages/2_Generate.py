@@ -13,6 +13,7 @@ from mirror_core.generation import calls, job as gen_job, pipeline, pricing
 from mirror_core.teachers import keys
 from mirror_core.teachers.registry import parse_spec
 from mirror_core.ui import progress as live
+from mirror_core.ui import settings
 
 st.set_page_config(page_title="Generate · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Generate")
@@ -20,6 +21,9 @@ ss = st.session_state
 conn = store.connect()
 jobs.reap(conn)
 PRESETS = ["local", "fake", "fake:b", "anthropic:claude-haiku-4-5", "openai:gpt-4o-mini"]
+# the form a new tab gets back from the last launch; never the API keys (key_*), which stay in this session
+FORM = ["g_dataset", "g_split", "g_limit", "g_dev_limit", "g_teachers", "g_extra", "g_n", "g_k", "g_temp", "g_max",
+        "g_emax", "g_base_url", "g_budget"]
 
 
 def keys_env() -> dict[str, str]:
@@ -32,6 +36,9 @@ datasets = [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name"
 if not datasets:
     st.info("No dataset yet. Import one on the Data page first (GSM8K is built in).")
     st.stop()
+settings.restore(ss, "generate")
+settings.keep_valid(ss, "g_dataset", datasets)  # a dataset deleted since the last launch
+settings.keep_valid(ss, "g_teachers", PRESETS)
 c1, c2, c3 = st.columns([2, 1, 1])
 dataset = c1.selectbox("Dataset", datasets, key="g_dataset")
 split = c2.selectbox("Split", ["train", "dev", "test"], key="g_split")
@@ -39,6 +46,8 @@ limit = c3.number_input("Questions (0 = all)", min_value=0, value=20, step=10, k
 dev_limit = 0
 n_dev = pipeline.count_split(conn, dataset, "dev")
 if split == "train" and n_dev:
+    if ss.get("g_dev_limit", 0) > n_dev:  # remembered from a dataset with more dev questions
+        ss["g_dev_limit"] = n_dev
     dev_limit = c3.number_input("Dev questions too", min_value=0, max_value=n_dev, value=min(8, n_dev), step=4,
                                 key="g_dev_limit",
                                 help="CoTs for the first N dev questions as well, so a snapshot has dev items "
@@ -133,6 +142,7 @@ else:
             st.error(str(exc))
         else:
             ss["g_run"] = ss["g_run_pick"] = run_id  # follow the new run, not the one picked before
+            settings.remember(ss, "generate", FORM)
             ss["g_flash"] = f"Run {run_id} started in the background; it keeps going if you close this tab."
 if ss.get("g_flash"):  # stays until another run is picked
     st.success(ss["g_flash"])

@@ -9,6 +9,7 @@ from mirror_core import jobs, store
 from mirror_core.errors import MirrorError
 from mirror_core.evaluation import compare, plots
 from mirror_core.ui import progress
+from mirror_core.ui import settings
 
 st.set_page_config(page_title="Evaluate · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Evaluate")
@@ -18,12 +19,17 @@ jobs.reap(conn)
 # ---------------------------------------------------------------- launch
 st.subheader("Evaluate a trained student")
 ready = compare.train_runs_ready(conn)
+FORM = ["ev_train", "ev_split", "ev_limit", "ev_samples"]
+settings.restore(st.session_state, "evaluate")  # a new tab starts from the last launch's settings
+st.session_state.update(st.session_state.pop("_ev_clone", {}))  # "Clone this run" below, applied before the widgets
+settings.keep_valid(st.session_state, "ev_train", [r["id"] for r in ready])  # a train run deleted since
 if not ready:
     st.info("No finished train run yet. Train a student first; its evaluation starts here.")
 else:
     c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-    pick = c1.selectbox("Train run", ready, format_func=lambda r: f"#{r['id']} {r['name'] or ''} — {r['method']}"
-                        f" ({r['student']})", key="ev_train")
+    ready_by_id = {r["id"]: r for r in ready}
+    pick = ready_by_id[c1.selectbox("Train run", list(ready_by_id), key="ev_train", format_func=lambda i: (
+        f"#{i} {ready_by_id[i]['name'] or ''} — {ready_by_id[i]['method']} ({ready_by_id[i]['student']})"))]
     split = c2.selectbox("Split", ["test", "dev"], key="ev_split", help="Select models on dev; report on test.")
     limit = c3.number_input("Examples (0 = all)", min_value=0, value=0, step=50, key="ev_limit")
     samples = c4.number_input("Sampled CoTs", min_value=1, max_value=32, value=1, key="ev_samples",
@@ -39,6 +45,7 @@ else:
             st.error(str(exc))
         else:
             st.session_state.setdefault("ev_follow", []).append(run_id)  # plotted once it has finished
+            settings.remember(st.session_state, "evaluate", FORM)
             st.success(f"Eval run {run_id} queued; it runs in the background and this page follows it.")
 
 
@@ -74,6 +81,12 @@ shown = pd.DataFrame(table)[cols]
 for c in ("ece", "brier", "auroc"):  # text columns: a number, or why there is none
     shown[c] = [v if isinstance(v, str) else ("" if v is None or v != v else f"{v:.3f}") for v in shown[c]]
 st.dataframe(shown, hide_index=True, width="stretch", key="ev_table")
+c1, c2, _ = st.columns([2, 1, 3])
+clone = c1.selectbox("Eval run", [r["eval_run"] for r in table], key="ev_clone_pick", label_visibility="collapsed",
+                     format_func=lambda i: f"eval run {i}")
+if c2.button("Clone this run", key="ev_clone", help="Fill Evaluate a trained student with this run's settings"):
+    st.session_state["_ev_clone"] = settings.eval_form(store.loads(jobs.get(conn, clone)["config"]) or {})
+    st.rerun()
 
 done = [r for r in table if r["status"] == "succeeded" and r["accuracy"] is not None]
 if not done:

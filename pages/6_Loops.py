@@ -110,13 +110,13 @@ for loop, tab in zip(LOOPS, st.tabs([t for t, _ in LOOPS.values()], key="tab", b
                     "`run:N` for a trained one) and teachers, and run it in the background.")
             continue
         rows = []
-        for r in runs:  # "why" beside "progress": a succeeded run at 8/15 says what it left undone
+        for r in runs:  # "not done" beside "progress": a succeeded run at 8/15 says what it left undone
             row = {}
             for k, v in r.items():
                 if k != "result":
                     row[k] = v
                 if k == "progress":
-                    row["why"] = "; ".join((r["result"] or {}).get("not_done") or [])
+                    row["not done"] = "; ".join((r["result"] or {}).get("not_done") or [])
             rows.append(row)
         st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{loop}_runs")
         pick = st.selectbox("Run", [r["id"] for r in runs], key=f"{loop}_pick",

@@ -30,10 +30,10 @@ def test_budget_cut_rounds_and_skipped_mistakes_are_in_the_result_and_on_the_pag
 
     at = AppTest.from_file("../pages/6_Loops.py", default_timeout=60).run()
     assert not at.exception
-    table = next(d.value for d in at.dataframe if "why" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "not done" in d.value.columns)
     cols = list(table.columns)
-    assert cols[cols.index("progress") + 1] == "why"
-    assert table["progress"][0] == "8/15" and table["why"][0] == "; ".join(why)
+    assert cols[cols.index("progress") + 1] == "not done"
+    assert table["progress"][0] == "8/15" and table["not done"][0] == "; ".join(why)
 
 
 def test_no_mistake_and_failed_calls_are_named(conn, home):

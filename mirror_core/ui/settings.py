@@ -65,3 +65,22 @@ def train_form(cfg: dict[str, Any]) -> dict[str, Any]:
            f"tasks_{m}": list(cfg.get("tasks") or [])}
     out.update({f"w_{m}_{t}": float(a) for t, a in (cfg.get("weights") or {}).items()})
     return out
+
+
+def keep_valid(state, key: str, options: Iterable[Any]) -> None:
+    """Drop a restored choice the page no longer offers (a deleted dataset, a run gone), so the widget falls
+    back to its default instead of refusing a value outside its options; a list keeps its valid members."""
+    if key not in state:
+        return
+    opts = list(options)
+    v = state[key]
+    if isinstance(v, list):
+        state[key] = [x for x in v if x in opts]
+    elif v not in opts:
+        del state[key]
+
+
+def eval_form(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate page widget values that reproduce an eval run's config (for "clone this run")."""
+    return {"ev_train": cfg.get("train_run"), "ev_split": cfg.get("split", "test"),
+            "ev_limit": int(cfg.get("limit") or 0), "ev_samples": int(cfg.get("samples") or 1)}
