@@ -263,7 +263,8 @@ def _store_cot(conn, run_id, call: Call, row: dict) -> None:
 
 
 def _given_verdict(row: dict) -> dict | None:
-    """A verdict and confidence the teacher gave as data (a replay file's self-evaluation object)."""
+    """A verdict and confidence the teacher gave as data (a replay file's self-evaluation object, or the
+    local teacher's verdict read from log-probabilities), over what the text parses to."""
     raw = store.loads(row.get("raw")) if row.get("raw") else None
     given = ((raw or {}).get("response") or {}).get("self_eval") if isinstance(raw, dict) else None
     return given if isinstance(given, dict) else None
