@@ -88,6 +88,31 @@ if c2.button("Clone this run", key="ev_clone", help="Fill Evaluate a trained stu
     st.session_state["_ev_clone"] = settings.eval_form(store.loads(jobs.get(conn, clone)["config"]) or {})
     st.rerun()
 
+
+
+def experiments() -> None:
+    """The method comparisons `python -m mirror_core experiment` ran: its table and plots, from the store."""
+    from mirror_core.evaluation import experiment  # only this section needs it
+
+    exps = {e["latest"]: e for e in experiment.find_experiments(conn)}
+    if not exps:
+        return
+    st.subheader("Method comparison")
+    pick = st.selectbox("Experiment", list(exps), format_func=lambda i: exps[i]["label"], key="ev_exp")
+    view = experiment.experiment_view(conn, exps[pick]["eval_ids"])
+    st.dataframe(pd.DataFrame(view["shown"]), hide_index=True, width="stretch", key="ev_exp_table")
+    st.caption("The table `python -m mirror_core experiment` writes (table.md): the same snapshot, student, steps "
+               "and seed for every method; accuracy with its 95% bootstrap interval. Differences inside the "
+               "intervals are not differences.")
+    left, right = st.columns(2)
+    left.plotly_chart(plots.accuracy_bars(view["plot_rows"]), key="ev_exp_acc")
+    right.plotly_chart(plots.reliability_figure(view["calibration"]), key="ev_exp_rel")
+    left.plotly_chart(plots.abstention_figure(view["calibration"]), key="ev_exp_abst")
+    if any(view["losses"].values()):
+        right.plotly_chart(plots.loss_panels(view["losses"]), key="ev_exp_loss")
+
+
+experiments()
 done = [r for r in table if r["status"] == "succeeded" and r["accuracy"] is not None]
 if not done:
     st.info("Evaluations are still running.")

@@ -121,13 +121,7 @@ def write_report(conn, eval_ids: dict[str, int], out: str | Path) -> dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     table = {r["eval_run"]: r for r in compare.runs_table(conn)}
     results = compare.results_of(conn, list(eval_ids.values()))
-    rows = []
-    for method, e in eval_ids.items():
-        r = dict(table[e])
-        r["method"] = method
-        r["ece_mass"] = results[e].get("ece_mass")
-        r["accuracy_at_80"] = accuracy_at_coverage(results[e].get("abstention") or [], 0.8)
-        rows.append({k: r.get(k) for k in TABLE_COLUMNS})
+    rows = _table_rows(eval_ids, table, results)
     compare.export_csv(rows, out / "table.csv")
     (out / "table.json").write_text(json.dumps(rows, indent=2))
     (out / "table.md").write_text(markdown_table(rows))
@@ -153,6 +147,93 @@ def write_report(conn, eval_ids: dict[str, int], out: str | Path) -> dict[str, A
         summary["png_error"] = str(exc)
     summary["files"] = files
     return summary
+
+
+def _table_rows(eval_ids: dict[str, int], table: dict[int, dict[str, Any]],
+                results: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The comparison table's rows (TABLE_COLUMNS), one per method, from the runs table and eval results."""
+    rows = []
+    for method, e in eval_ids.items():
+        r = dict(table[e])
+        r["method"] = method
+        r["ece_mass"] = results[e].get("ece_mass")
+        r["accuracy_at_80"] = accuracy_at_coverage(results[e].get("abstention") or [], 0.8)
+        rows.append({k: r.get(k) for k in TABLE_COLUMNS})
+    return rows
+
+
+EVAL_NAME = "experiment eval "  # run_experiment names each method's eval run "experiment eval <method>"
+
+
+def _experiment_key(conn, row) -> tuple[Any, str, str]:
+    """What makes eval runs one experiment: the snapshot, the training settings every method shared (all but
+    method and schedule) and the eval settings (all but the train run) — so a tiny-student try and a SmolLM2
+    run on the same snapshot stay apart."""
+    ecfg = {k: v for k, v in (store.loads(row["config"]) or {}).items() if k != "train_run"}
+    t = conn.execute("SELECT config FROM runs WHERE id = ?", ((store.loads(row["config"]) or {}).get("train_run")
+                                                               or row["parent_run_id"],)).fetchone()
+    tcfg = {k: v for k, v in ((store.loads(t["config"]) if t else None) or {}).items() if k not in ("method", "schedule")}
+    return row["snapshot_id"], store.dumps(tcfg), store.dumps(ecfg)
+
+
+def find_experiments(conn) -> list[dict[str, Any]]:
+    """The method comparisons in the store, newest first: succeeded eval runs named "experiment eval <method>",
+    grouped by snapshot and shared settings, the latest per method. Each: label, snapshot, student, eval_ids
+    ({method: eval run}, in METHODS order) — what write_report takes."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for r in conn.execute("SELECT * FROM runs WHERE kind = 'eval' AND status = 'succeeded' AND name LIKE ?"
+                          " ORDER BY id DESC", (EVAL_NAME + "%",)):
+        method = r["name"][len(EVAL_NAME):]
+        key = _experiment_key(conn, r)
+        g = groups.setdefault(key, {"snapshot_id": r["snapshot_id"], "methods": {}, "latest": r["id"],
+                                    "train": store.loads(key[1]) or {}, "eval": store.loads(key[2]) or {}})
+        g["methods"].setdefault(method, r["id"])  # newest first, so the first seen is the latest
+    out = []
+    for g in groups.values():
+        order = [m for m in METHODS if m in g["methods"]] + sorted(m for m in g["methods"] if m not in METHODS)
+        snap = conn.execute("SELECT name FROM snapshots WHERE id = ?", (g["snapshot_id"],)).fetchone()
+        tr, ev = g["train"], g["eval"]
+        label = " · ".join(str(x) for x in (
+            snap["name"] if snap else f"snapshot {g['snapshot_id']}", tr.get("student"),
+            f"{tr['max_steps']} steps" if tr.get("max_steps") else None,
+            f"{ev.get('split', 'test')} limit {ev['limit']}" if ev.get("limit") else ev.get("split", "test"),
+            f"{len(order)} method(s)", f"latest eval run {g['latest']}") if x)
+        out.append({"label": label, "snapshot": snap["name"] if snap else None, "student": tr.get("student"),
+                    "latest": g["latest"], "eval_ids": {m: g["methods"][m] for m in order}})
+    return sorted(out, key=lambda e: -e["latest"])
+
+
+def experiment_view(conn, eval_ids: dict[str, int]) -> dict[str, Any]:
+    """What the Evaluate page shows of one experiment: `rows` (the same rows as write_report's table),
+    `shown` (those rows for reading: percentages, intervals, and plots.NOT_SELF_EVAL for ECE/Brier/AUROC of a
+    student never trained on verdicts), and the figures' inputs (`plot_rows`, `calibration` — results of the
+    self-evaluating students only — `results` and `losses`, keyed by "method (#eval run)")."""
+    table = {r["eval_run"]: r for r in compare.runs_table(conn)}
+    results = compare.results_of(conn, list(eval_ids.values()))
+    rows = _table_rows(eval_ids, table, results)
+    trained = {m: plots.self_eval_trained(conn, table[e]["train_run"], results.get(e)) for m, e in eval_ids.items()}
+
+    def pct(v):
+        return "–" if v is None else f"{100 * v:.1f}%"
+
+    def num(v, method):
+        if trained[method] is False:
+            return plots.NOT_SELF_EVAL
+        return "–" if v is None else f"{v:.3f}"
+
+    shown = [{"method": r["method"], "n": r["n"],
+              "accuracy [95% CI]": f"{pct(r['accuracy'])} [{pct(r['accuracy_lo'])}, {pct(r['accuracy_hi'])}]",
+              "ECE": num(r["ece"], r["method"]), "Brier": num(r["brier"], r["method"]),
+              "AUROC": num(r["auroc"], r["method"]), "acc. @80% coverage": pct(r["accuracy_at_80"]),
+              "majority vote": pct(r["majority_accuracy"]), "verdict-weighted vote": pct(r["weighted_accuracy"]),
+              "train run": r["train_run"], "eval run": r["eval_run"]} for r in rows]
+    by_label = {f"{m} (#{e})": results.get(e, {}) for m, e in eval_ids.items()}
+    return {"rows": rows, "shown": shown,
+            "plot_rows": [dict(table[e], method=m) for m, e in eval_ids.items()],
+            "results": by_label,
+            "calibration": {f"{m} (#{e})": by_label[f"{m} (#{e})"] for m, e in eval_ids.items() if trained[m] is not False},
+            "losses": {f"{m} (#{e})": plots.loss_series(conn, table[e]["train_run"]) for m, e in eval_ids.items()
+                       if table[e]["train_run"]}}
 
 
 def accuracy_at_coverage(curve: list[dict[str, float]], coverage: float) -> float | None:
