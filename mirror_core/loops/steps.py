@@ -121,9 +121,12 @@ def insert_rationale(conn: sqlite3.Connection, *, example: Example, kind: str, a
                      run_id: int, call_id: int | None = None, parent_id: int | None = None,
                      sample_index: int = 0, status: str = "active", status_reason: str | None = None) -> int:
     """Store one rationale with its parsed answer and correctness. A teacher output already stored for the
-    same call (another arm or an earlier step reused a cached request) is reused, not duplicated."""
+    same example and call (another arm or an earlier step reused a cached request) is reused, not duplicated."""
     if call_id is not None:
-        row = conn.execute("SELECT id FROM rationales WHERE call_id = ?", (call_id,)).fetchone()
+        # A row is (example, call), as in generation (m008's unique index): one cached answer shared by two
+        # examples (the same question in two datasets) gives each example its own row.
+        row = conn.execute("SELECT id FROM rationales WHERE call_id = ? AND example_id = ?",
+                           (call_id, example.id)).fetchone()
         if row:
             return row["id"]
     pred = example.read_answer(text)
