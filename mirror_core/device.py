@@ -52,3 +52,34 @@ def autocast(device: str, enabled: bool):
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
+
+
+def gpu_names(proc_root: str | Path = "/proc/driver/nvidia/gpus", env: dict[str, str] | None = None) -> list[str]:
+    """Names of the NVIDIA GPUs this process may use, read from the driver's /proc files, without torch.
+
+    The Train page needs only this list to offer devices; importing torch for it costs seconds and hundreds
+    of MB in the app's process. CUDA_VISIBLE_DEVICES is honoured as CUDA reads it: indices or GPU UUIDs,
+    stopping at the first entry that names no GPU ("" or -1: none).
+    """
+    import os
+
+    env = os.environ if env is None else env
+    gpus: list[tuple[str, str]] = []  # (model, uuid) in the driver's (PCI bus) order, as CUDA numbers them
+    root = Path(proc_root)
+    for info in sorted(root.glob("*/information")) if root.is_dir() else []:
+        try:
+            fields = dict(line.split(":", 1) for line in info.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        gpus.append((fields.get("Model", "").strip() or info.parent.name, fields.get("GPU UUID", "").strip()))
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [model for model, _ in gpus]
+    picked = []
+    for part in (p.strip() for p in visible.split(",")):
+        match = (gpus[int(part)] if part.isdigit() and int(part) < len(gpus)
+                 else next((g for g in gpus if part and g[1].startswith(part)), None))
+        if match is None:
+            break
+        picked.append(match[0])
+    return picked

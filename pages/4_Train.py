@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from mirror_core import config, jobs, models, store
+from mirror_core import device as device_info
 from mirror_core.commands.train import submit
 from mirror_core.errors import MirrorError
 from mirror_core.evaluation import plots
@@ -23,14 +24,22 @@ HELP = TrainConfig.help()
 
 @st.cache_resource
 def gpu_names() -> list[str]:
-    """GPUs torch sees (none on a CPU box); imported lazily so the page opens fast."""
-    import importlib.util
+    """GPUs the driver lists (none on a CPU box), read without importing torch into the app's process."""
+    return device_info.gpu_names()
 
-    if importlib.util.find_spec("torch") is None:
-        return []
-    import torch
 
-    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+@st.cache_data(ttl=60, show_spinner=False)
+def train_estimate_s(url: str, snap_id: int, student: str, tasks: tuple, epochs: float, max_steps: int,
+                     device: str) -> float | None:
+    """progress.train_estimate_s, kept a minute: it sums a snapshot's text, which costs on a large one."""
+    return progress.train_estimate_s(conn, snap_id, student, list(tasks), epochs, max_steps, device)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def loss_figure(url: str, run_id: int, log_y: bool, version: tuple):
+    """The loss panels of a run, built again only when it logged new metrics (`version`): building the
+    plotly figure costs more than the rest of the page. Shared read-only across sessions."""
+    return plots.loss_panels({f"run {run_id}": plots.loss_series(conn, run_id)}, log_y=log_y)
 
 
 # ---------------------------------------------------------------- launch
@@ -79,7 +88,8 @@ with st.expander("New training run", expanded=not jobs.list_runs(conn, "train"))
         else:
             device = "cpu"
             st.caption("No GPU visible to torch: training runs on the CPU.")
-        est = progress.train_estimate_s(conn, snap_id, student.strip(), tasks, float(epochs), int(max_steps), device)
+        est = train_estimate_s(config.database_url(), snap_id, student.strip(), tuple(tasks), float(epochs),
+                               int(max_steps), device)
         if est and est > progress.WARN_AFTER_S:
             st.warning(f"About {progress.duration(est)} on this CPU ({student.strip()}, {epochs:g} epoch(s), "
                        f"{len(tasks)} task(s)). For a first try use student `tiny` or set Max steps.")
@@ -146,10 +156,11 @@ def live(run_id: int) -> None:
         except MirrorError as exc:
             st.error(str(exc))
         st.rerun()
-    losses = plots.loss_series(conn, run_id)
-    if losses:
+    version = tuple(conn.execute("SELECT COUNT(*), MAX(step) FROM metrics WHERE run_id = ? AND key LIKE '%loss%'",
+                                 (run_id,)).fetchone())
+    if version[0]:
         log_y = st.checkbox("Log scale", key="loss_log")
-        st.plotly_chart(plots.loss_panels({f"run {run_id}": losses}, log_y=log_y), key=f"curves_{run_id}")
+        st.plotly_chart(loss_figure(config.database_url(), run_id, log_y, version), key=f"curves_{run_id}")
         st.caption("The total is Σ α · task loss over the tasks present in each step's batches, so it dips when "
                    "a batch holds fewer tasks; a two-stage schedule changes the tasks between stages.")
     st.code(jobs.log_tail(row["log_path"], 30), language=None, wrap_lines=True)
