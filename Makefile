@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean-venv
+.PHONY: run test test-fast bench clean-venv
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	python3 -m venv $(VENV)
@@ -26,6 +26,11 @@ run: $(STAMP)
 test: $(STAMP)
 	scripts/ensure-chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
+
+# The suite without the tests marked `slow` (SmolLM2 weights, long runs) or `browser` (Chromium), so it needs
+# no browser download; the markers are declared in pytest.ini. `make test` stays the full suite.
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not browser"
 
 bench: $(STAMP)
 	for b in bench/*_bench.py; do HF_HUB_OFFLINE=1 $(PY) $$b || exit 1; done

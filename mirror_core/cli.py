@@ -12,11 +12,14 @@ import sys
 import time
 
 from mirror_core import jobs, redact, store
-from mirror_core.commands import number_in
+# print_wait is imported from mirror_core.commands, where the command modules find it too; it stays
+# reachable as cli.print_wait for callers written against this module.
+from mirror_core.commands import number_in, print_wait
 from mirror_core.errors import MirrorError
 
 # Modules under mirror_core/commands/, each with register(subparsers). Listed, not discovered, so
-# the order of `--help` is deliberate and a typo fails loudly.
+# the order of `--help` is deliberate and a typo fails loudly: a name here that does not import is a
+# ModuleNotFoundError from build_parser, never a command silently missing from `--help`.
 COMMAND_MODULES = [
     "mirror_core.commands.data",
     "mirror_core.commands.generate",
@@ -70,13 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda a: jobs.run_job(a.run))
 
     for mod in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod:
-                continue  # command module not written yet
-            raise
-        module.register(sub)
+        importlib.import_module(mod).register(sub)
     return parser
 
 
@@ -131,25 +128,6 @@ def cmd_jobs_list(args) -> int:
     for r in runs:
         prog = f"{r['progress_done']}/{r['progress_total']}" if r["progress_total"] else ""
         print(f"{r['id']:>5}  {r['kind']:9} {r['status']:10} {prog:>12}  {r['name'] or ''}")
-    return 0
-
-
-def print_wait(conn, run_id: int) -> int:
-    """Follow a job in the foreground: progress lines on stderr; non-zero exit if it did not succeed."""
-    last = [None]
-
-    def show(row):
-        line = f"run {run_id}: {row['status']} {row['progress_done']}/{row['progress_total']}" \
-               + (f" {row['progress_note']}" if row["progress_note"] else "")
-        if line != last[0]:
-            print(line, file=sys.stderr, flush=True)
-            last[0] = line
-
-    row = jobs.wait(conn, run_id, on_poll=show)
-    if row["status"] != "succeeded":
-        detail = row["error"] or jobs.log_tail(row["log_path"], 5)
-        print(f"error: run {run_id} {row['status']}: {redact.redact(detail)}", file=sys.stderr)
-        return 1
     return 0
 
 

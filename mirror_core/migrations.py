@@ -1,13 +1,26 @@
 """Ordered schema migrations. Append new ones at the end; never edit one that has shipped.
 
 The database records which have run in `_migrations`; `migrate` applies the rest in order, each in
-its own transaction. tests/test_migrations.py builds a database with only the first and upgrades it.
+its own transaction. tests/test_store.py::test_upgrade_from_first_migration_to_newest builds a database with
+only the first and upgrades it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timezone
 from typing import Callable
+
+
+def now() -> str:
+    """UTC timestamp as ISO text, the one time format in the store (`store.now` is this function).
+
+    It lives here, under the store, because the schema is where the format is fixed (every `*_at`
+    column holds it, `_migrations.applied_at` included) and so `store` can import this module
+    without this module importing `store` back.
+    """
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
 
@@ -239,8 +252,6 @@ def applied(db: sqlite3.Connection) -> list[str]:
 
 def migrate(db: sqlite3.Connection, upto: str | None = None) -> list[str]:
     """Apply pending migrations in order (stopping after `upto` if given); returns those applied now."""
-    from mirror_core.store import now
-
     done = set(applied(db))
     ran = []
     for name, fn in MIGRATIONS:

@@ -12,17 +12,13 @@ import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 from mirror_core import config
 from mirror_core.errors import ConfigError
-
-
-def now() -> str:
-    """UTC timestamp as ISO text, the one time format in the store."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+from mirror_core.migrations import migrate as _migrate
+from mirror_core.migrations import now  # noqa: F401 - `store.now()` is the one time format; the schema owns it
 
 
 def _sqlite_path(url: str) -> Path:
@@ -49,8 +45,6 @@ def connect(home: str | os.PathLike | None = None, *, migrate: bool = True) -> s
     conn.execute("PRAGMA busy_timeout=60000")
     conn.execute("PRAGMA synchronous=NORMAL")
     if migrate:
-        from mirror_core.migrations import migrate as _migrate
-
         _migrate(conn)
     return conn
 

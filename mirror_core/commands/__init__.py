@@ -1,12 +1,17 @@
 """CLI command modules; each exposes register(subparsers).
 
-The argparse `type=` helpers below refuse an out-of-range number at parse time, so a bad flag is one
-line (`error: argument --temperature: ...`) and exit status 2, never a traceback from deeper down.
+What the command modules share lives here, below them and below `cli` (which imports them all), so no
+command module imports `cli` back: the argparse `type=` helpers, which refuse an out-of-range number at
+parse time, so a bad flag is one line (`error: argument --temperature: ...`) and exit status 2, never a
+traceback from deeper down; and `print_wait`, which follows a queued job in the foreground (`--wait`).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from mirror_core import jobs, redact
 
 
 def number_in(kind: type, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
@@ -33,3 +38,22 @@ def number_in(kind: type, lo: float | None = None, hi: float | None = None, *, l
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def print_wait(conn, run_id: int) -> int:
+    """Follow a job in the foreground: progress lines on stderr; non-zero exit if it did not succeed."""
+    last = [None]
+
+    def show(row):
+        line = f"run {run_id}: {row['status']} {row['progress_done']}/{row['progress_total']}" \
+               + (f" {row['progress_note']}" if row["progress_note"] else "")
+        if line != last[0]:
+            print(line, file=sys.stderr, flush=True)
+            last[0] = line
+
+    row = jobs.wait(conn, run_id, on_poll=show)
+    if row["status"] != "succeeded":
+        detail = row["error"] or jobs.log_tail(row["log_path"], 5)
+        print(f"error: run {run_id} {row['status']}: {redact.redact(detail)}", file=sys.stderr)
+        return 1
+    return 0

@@ -144,7 +144,7 @@ def cmd_generate(args) -> int:
 
 
 def cli_wait(conn, run_id: int) -> int:
-    from mirror_core.cli import print_wait
+    from mirror_core.commands import print_wait
 
     return print_wait(conn, run_id)
 

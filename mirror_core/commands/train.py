@@ -76,7 +76,7 @@ def cmd_train(args) -> int:
     run_id = submit(conn, cfg, args.snapshot, args.device, args.name)
     print(json.dumps({"run": run_id}) if args.json else f"run {run_id}: queued (train {cfg.student} on {args.snapshot})")
     if args.wait:
-        from mirror_core.cli import print_wait
+        from mirror_core.commands import print_wait
 
         return print_wait(conn, run_id)
     return 0

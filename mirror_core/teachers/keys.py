@@ -1,5 +1,8 @@
 """API keys: an explicit in-memory value, else the environment, else Streamlit secrets.
 
+Streamlit secrets are read from the `.streamlit/secrets.toml` files Streamlit itself reads, without
+importing streamlit: the library below the pages never does.
+
 Keys are held in memory only. They never go into the job config (jobs.submit refuses secret-looking
 fields), the database, logs or command lines: the app hands a typed key to the job through the
 environment of the launched process.
@@ -8,6 +11,8 @@ environment of the launched process.
 from __future__ import annotations
 
 import os
+import tomllib
+from pathlib import Path
 
 from mirror_core.errors import MissingKeyError
 
@@ -21,20 +26,26 @@ def env_var(provider: str) -> str:
         raise MissingKeyError(f"Provider '{provider}' takes no API key; known: {', '.join(ENV_VARS)}.") from None
 
 
+def secrets_files() -> list[Path]:
+    """Where Streamlit looks for secrets, lowest precedence first: the user's, then the working folder's."""
+    return [Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml"]
+
+
 def _from_streamlit_secrets(name: str) -> str | None:
-    # Only consult secrets when a secrets file exists: touching st.secrets otherwise prints a warning,
-    # and outside the app streamlit may not even be importable.
-    from pathlib import Path
-
-    candidates = [Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml"]
-    if not any(p.exists() for p in candidates):
-        return None
-    try:
-        import streamlit as st
-
-        value = st.secrets.get(name)
-    except Exception:  # noqa: BLE001 - a malformed secrets file must not hide the env-var advice below
-        return None
+    # Read the TOML ourselves rather than through st.secrets: this module is imported by the CLI and by
+    # job processes, which must not load streamlit (seconds of import, and a warning when no file exists).
+    # Same files and precedence as Streamlit: both are merged, the working folder's value wins.
+    value = None
+    for path in secrets_files():
+        if not path.is_file():
+            continue
+        try:
+            with path.open("rb") as f:
+                found = tomllib.load(f).get(name)
+        except (OSError, tomllib.TOMLDecodeError):
+            continue  # a malformed secrets file must not hide the env-var advice of get_key's error
+        if found:
+            value = found
     return str(value) if value else None
 
 
