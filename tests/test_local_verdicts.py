@@ -92,6 +92,9 @@ def test_the_models_own_verdict_line_is_cut_and_replaced():
     assert split_own_verdict("Step 1 is right.\n**Evaluation result:** the given answer is correct\nConfidence: 0.9") \
         == ("Step 1 is right.", "**Evaluation result:** the given answer is correct\nConfidence: 0.9")
     assert split_own_verdict("No verdict here.") == ("No verdict here.", "")
+    # "Evaluation result:" as a heading over more critique is critique, not a verdict
+    heading = "The given answer is 42.\n\nEvaluation result: The answer is (42 - 84) / 2 = 20 points."
+    assert split_own_verdict(heading) == (heading, "")
 
 
 def test_stored_confidence_reads_back_as_the_models_p_correct():

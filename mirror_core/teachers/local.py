@@ -23,8 +23,10 @@ from mirror_core.teachers.base import Completion, Teacher, TeacherRequest
 
 
 _NEXT_QUESTION = re.compile(r"\n\s*(?:Question|Q)\s*:")
-# The model's own attempt at the verdict line ("Evaluation result: ..."), however it goes on.
-_OWN_VERDICT = re.compile(r"[*_\s]*evaluation result\s*[*_]*\s*:", re.IGNORECASE)
+# A verdict line of the model's own ("Evaluation result: the given answer is ..."): the read verdict
+# replaces it and what follows. SmolLM2 also writes "Evaluation result:" as a heading over more critique
+# ("Evaluation result: The answer is 20 ..."); that is critique and stays.
+_OWN_VERDICT = re.compile(r"[*_\s]*evaluation result\s*[*_]*\s*:?\s*[*_]*\s*the given answer is\b", re.IGNORECASE)
 VERDICT_SOURCE = "log-probabilities"
 # Part of a self-evaluation request's cache key: answers cached before verdicts were read from
 # log-probabilities (text-only, mostly without a verdict) are not reused; CoT requests keep their keys.
@@ -38,7 +40,7 @@ def cut_invented_question(text: str) -> str:
 
 
 def split_own_verdict(text: str) -> tuple[str, str]:
-    """(the critique before the model's own "Evaluation result:" line, that line and the rest; '' if none)."""
+    """(the critique before the model's own verdict line, that line and the rest; '' when it has none)."""
     m = _OWN_VERDICT.search(text)
     return (text[:m.start()].rstrip(), text[m.start():].strip()) if m else (text, "")
 
