@@ -11,6 +11,9 @@ How an import works, whatever the source:
   rows, content hash and errors are the same as converting here, which is also the fallback.
 - Everything happens inside ONE `store.transaction`: any bad row aborts the import and the database is
   unchanged. Errors are `DataImportError`s naming the file, row and column.
+- Task type: given (`task_type=`, a `task_type` column) or detected from the first `DETECT_SAMPLE` golds.
+  A sample at least `MOSTLY_NUMERIC` (half) numbers is numeric, and its non-numeric golds stop the import,
+  the first rows named, with the way out (`--task-type free_text`); fewer numbers is free text (or yes/no).
 - Gold answers are stored in canonical form (`answers.normalize_gold`); choices as a JSON list of texts;
   a multiple-choice gold as its letter. A GSM8K-style solution "steps ... #### 18" in the answer column
   gives the gold "18" and, when no rationale column is mapped, the steps as the gold rationale.
@@ -714,9 +717,12 @@ def _non_numeric_golds(head: list[tuple[int, dict]], acol: str | None) -> tuple[
     bad, n = [], 0
     for row, rec in head:
         gold = rec.get(acol) if acol else None
-        if gold is None or str(gold).strip() == "":
+        if gold is None or (gold.__class__ is str and not gold.strip()):
             continue
         n += 1
+        if gold.__class__ is str and not any(ch.isdigit() for ch in gold):
+            bad.append((row, gold))  # no digit, no number: spares a free-text sample the full parse
+            continue
         try:
             answers.normalize_gold(gold, answers.NUMERIC, None)
         except AnswerParseError:
@@ -726,21 +732,25 @@ def _non_numeric_golds(head: list[tuple[int, dict]], acol: str | None) -> tuple[
     return bad, n
 
 
-def _check_numeric_golds(head: list[tuple[int, dict]], acol: str | None, label: str, explicit: bool) -> None:
-    """Stop a (mostly) numeric import at its non-numeric golds, naming the first rows and the way out."""
+def _numeric_gold_error(head: list[tuple[int, dict]], acol: str | None, label: str,
+                        explicit: bool) -> DataImportError | None:
+    """The error that stops a (mostly) numeric import at its non-numeric golds, naming the first rows of the
+    sample and the way out; None when the sample has none (or, detected, is mostly words: free text)."""
     bad, n = _non_numeric_golds(head, acol)
     if not bad or (not explicit and (n - len(bad)) < MOSTLY_NUMERIC * n):
-        return
+        return None
+
     def show(v: Any) -> str:
         text = repr(v) if isinstance(v, str) else repr(str(v))
         return text if len(text) <= 40 else text[:37] + "...'"
+
     (row, first), rest = bad[0], bad[1:]
     more = ", ".join(f"row {r} {show(v)}" for r, v in rest[:_NAMED_ROWS - 1])
     if len(rest) > _NAMED_ROWS - 1:
         more += f" and {len(rest) - (_NAMED_ROWS - 1)} more"
     why = ("the task type is numeric" if explicit else
            f"{n - len(bad)} of the first {n} golds are numbers, so this looks like a numeric data set")
-    raise DataImportError(
+    return DataImportError(
         f"the gold answer does not parse as numeric: {show(first)}" + (f" (also {more})" if more else "")
         + f"; {why}. Fix the rows, or import the golds as text with --task-type free_text "
         "(Data page: Task type 'free_text')", file=label, row=row, column=acol)
@@ -782,10 +792,10 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
         except ValueError as e:  # e.g. a gold of more than 4300 digits, which Python will not convert
             raise DataImportError(f"a gold answer cannot be read ({e}); fix the row, or name the task type "
                                   "with --task-type", file=src.label, column=cols["answer"]) from None
-    # Name the non-numeric golds of a numeric (or mostly numeric, when detected) sample up front, several at
-    # a time; rows past the sample are still stopped one by one by the converter.
-    if task_type == answers.NUMERIC or (detected == answers.FREE_TEXT and not has_choices):
-        _check_numeric_golds(head, cols["answer"], src.label, explicit=detected is None)
+    # Detected as free text but at least half numbers: a numeric set with odd golds; stop and name them.
+    if detected == answers.FREE_TEXT and not has_choices:
+        if (err := _numeric_gold_error(head, cols["answer"], src.label, explicit=False)) is not None:
+            raise err
     split_from_source = bool(cols["split"]) or any(_INTERNAL_SPLIT in r for _, r in head[:1])
     conv = _Converter(cols, task_type, src.label, split_from_source,
                       pre_carve=split_from_source and not _has_dev(head, cols["split"]))
@@ -878,6 +888,14 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
                          (content_hash, store.dumps(meta), ds_id))
     except _AlreadyImported as done:
         return _result(conn, done.dataset_id, already=True)
+    except DataImportError as e:
+        # A numeric import stopped at a gold (rolled back already): name the sample's other odd golds with
+        # it, so one try shows them all. Only on failure, so a clean import does not parse its golds twice.
+        if task_type == answers.NUMERIC and e.column == cols["answer"] and e.row is not None:
+            err = _numeric_gold_error(head, cols["answer"], src.label, explicit=detected is None)
+            if err is not None and err.row == e.row:
+                raise err from None
+        raise
     result = _result(conn, ds_id)
     result.notes = notes
     return result
