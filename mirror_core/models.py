@@ -133,13 +133,14 @@ def check_student_spec(spec: str | None, field: str = "Student") -> str:
         return s
     if s.startswith("run:"):
         from mirror_core import config
-        from mirror_core.training import checkpoints
+        # The layout only, not `checkpoints`: that module builds models and so imports this one.
+        from mirror_core.training import checkpoint_layout
 
         num = s[4:]
         if not num.isdigit():
             raise TrainingError(f"{field} '{s}': after run: comes a train run number, e.g. run:3.")
         rd = config.run_dir(int(num))
-        if not any(checkpoints.existing(checkpoints.ckpt_dir(rd, n)) for n in ("best", "last")):
+        if not any(checkpoint_layout.existing(checkpoint_layout.ckpt_dir(rd, n)) for n in ("best", "last")):
             raise TrainingError(f"{field} '{s}': train run {num} has no checkpoint; pick a run that finished "
                                 "training (the Train page lists them).")
         return s

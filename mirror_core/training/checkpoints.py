@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mirror_core.errors import TrainingError
+from mirror_core.training.checkpoint_layout import META, STATE, ckpt_dir, existing, load_meta
+from mirror_core.training.student import base_model
 
-META = "mirror_meta.json"
-STATE = "trainer_state.pt"
-
-
-def ckpt_dir(run_dir: Path | str, name: str) -> Path:
-    return Path(run_dir) / "checkpoints" / name
+__all__ = ["META", "STATE", "ckpt_dir", "existing", "load_meta", "unwrap", "save", "load_trainer_state",
+           "load_model", "load_for_inference", "rng_state", "set_rng_state"]
 
 
 def unwrap(model):
@@ -53,19 +51,6 @@ def save(path: Path, model, tokenizer, meta: dict[str, Any], trainer_state: dict
     return path
 
 
-def existing(path: Path) -> Path | None:
-    """The checkpoint at `path`, or the previous one when a save was cut between its two renames."""
-    path = Path(path)
-    if (path / META).exists():
-        return path
-    old = path.with_name(f".{path.name}.old")
-    return old if (old / META).exists() else None
-
-
-def load_meta(path: Path) -> dict[str, Any]:
-    return json.loads((Path(path) / META).read_text())
-
-
 def load_trainer_state(path: Path) -> dict[str, Any] | None:
     import torch
 
@@ -82,8 +67,6 @@ def load_model(path: Path, meta: dict[str, Any], device: str | None = None, trai
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if (path / "adapter_config.json").exists():
         from peft import PeftModel
-
-        from mirror_core.training.loop import base_model
 
         base = base_model(meta["student"], meta["arch"], "cpu", seed=meta.get("init_seed", 0))
         model = PeftModel.from_pretrained(base, path, is_trainable=trainable)

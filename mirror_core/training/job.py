@@ -38,7 +38,7 @@ def run(ctx) -> None:
 
     ctx.log(f"config {cfg.to_dict()}")
     summary = loop.train(cfg, items, ctx, ctx.run_dir, snapshot_id=row["snapshot_id"])
-    ctx.set_result({**result_of(summary), **report})
+    ctx.set_result({**loop.result_of(summary), **report})
 
 
 def data_report(cfg: TrainConfig, items: list[dict[str, Any]], snapshot_id: int) -> dict[str, Any]:
@@ -62,15 +62,6 @@ def _add_to_result(ctx, extra: dict[str, Any]) -> None:
     result = store.loads(row["result"]) if row and row["result"] else {}
     if result:
         ctx.set_result({**result, **extra})
-
-
-def result_of(summary: dict[str, Any]) -> dict[str, Any]:
-    """What runs.result keeps: the headline numbers, not the per-eval history."""
-    keep = ("global_step", "tokens", "best_dev_loss", "world", "ranks_in_sync", "stopped")
-    out = {k: summary[k] for k in keep if k in summary}
-    out.update({k: v for k, v in summary.items() if k.startswith("stage")
-                and k != "stage_start_fingerprints"})
-    return out
 
 
 def _run_distributed(ctx, nproc: int) -> None:

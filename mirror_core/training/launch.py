@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     from mirror_core import jobs, store
     from mirror_core.training import data, loop
     from mirror_core.training.config import TrainConfig
-    from mirror_core.training.job import result_of
 
     args = argparse.ArgumentParser(prog="mirror_core.training.launch").parse_known_args(argv)[1]
     run_id = int(args[0])
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = loop.train(cfg, items, reporter, config.run_dir(run_id, home), snapshot_id=row["snapshot_id"])
         if rank == 0:
-            reporter.set_result(result_of(summary))
+            reporter.set_result(loop.result_of(summary))
     except jobs.StopRequested:
         pass
     finally:

@@ -30,7 +30,8 @@ import torch
 from mirror_core import formats, models
 from mirror_core.errors import TrainingError
 from mirror_core.training import checkpoints, data, loss as L, seq2seq
-from mirror_core.training.config import TrainConfig, is_tiny
+from mirror_core.training.config import TrainConfig
+from mirror_core.training.student import base_model
 
 N_TASKS = len(formats.TASKS)
 
@@ -66,16 +67,6 @@ def load_tokenizer(cfg: TrainConfig):
     if spec not in _TOKENIZERS:
         _TOKENIZERS[spec] = models.load_tokenizer(spec)
     return _TOKENIZERS[spec]
-
-
-def base_model(student: str, arch: str, device: str, seed: int = 0, tokenizer=None):
-    """The student before LoRA: tiny/T5 shapes from a config, else from_pretrained (fp32 master weights)."""
-    if arch == "seq2seq":
-        tok = tokenizer or models.load_tokenizer(seq2seq.tokenizer_spec(student))
-        return seq2seq.load_seq2seq(student, tok, seed).to(device)
-    if is_tiny(student):
-        return models.tiny_causal_lm(tokenizer, seed=seed).to(device)
-    return models.load_causal_lm(student, device=device, dtype=torch.float32)
 
 
 def build_student(cfg: TrainConfig, tokenizer, device: str, resume_from: Path | None = None):
@@ -250,7 +241,7 @@ def train(cfg: TrainConfig, items: list[dict[str, Any]], reporter, out_dir: Path
             for mb in micro:
                 counts += torch.bincount(_label_tasks(mb, cfg.arch), minlength=N_TASKS).double()
             counts = _all_sum(counts, dist, device)
-            task_scale = (alphas * world / counts.clamp(min=1)).float().to(device)
+            task_scale = L.task_scale(alphas, counts, world).to(device)
 
             model.train()
             sums = torch.zeros(N_TASKS, dtype=torch.float64, device=device)
@@ -342,6 +333,17 @@ def train(cfg: TrainConfig, items: list[dict[str, Any]], reporter, out_dir: Path
 
 
 @torch.no_grad()
+def result_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """What runs.result keeps of `train`'s summary: the headline numbers, not the per-eval history.
+
+    Next to `train` because it reads train's keys; the one-process job and every torchrun rank 0 use it."""
+    keep = ("global_step", "tokens", "best_dev_loss", "world", "ranks_in_sync", "stopped")
+    out = {k: summary[k] for k in keep if k in summary}
+    out.update({k: v for k, v in summary.items() if k.startswith("stage")
+                and k != "stage_start_fingerprints"})
+    return out
+
+
 def evaluate(module: StudentLoss, dev: list, cfg: TrainConfig, tok, device: str, amp, alphas) -> dict[str, Any]:
     """Mean CE per task on the dev examples and Σ α_t · mean_t (the number best/ is chosen on)."""
     was = module.training

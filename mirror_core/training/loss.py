@@ -29,11 +29,12 @@ def select_labelled(hidden: torch.Tensor, labels: torch.Tensor, task_ids: torch.
     return hidden[keep], labels[keep], task_ids[keep]
 
 
-def token_weights(tasks: torch.Tensor, alphas: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """tasks (N,) task index per token, alphas (T,), counts (T,) tokens of each task in the whole step
-    → (N,) weights α_t / count_t, so Σ w·CE = Σ_t α_t · mean CE_t."""
-    per_task = alphas / counts.clamp(min=1)
-    return per_task[tasks].float()
+def task_scale(alphas: torch.Tensor, counts: torch.Tensor, world: int = 1) -> torch.Tensor:
+    """alphas (T,), counts (T,) label tokens of each task in the whole step (all micro-batches, all ranks)
+    → (T,) float32 weight per task, α_t · world / count_t; indexed by each token's task it makes
+    Σ w·CE = Σ_t α_t · mean CE_t. The `world` factor undoes DDP's mean of the ranks' gradients, whose
+    tokens the counts already include."""
+    return (alphas * world / counts.clamp(min=1)).float()
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
