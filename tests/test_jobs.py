@@ -38,15 +38,19 @@ def test_failure_is_recorded(conn, home):
 def test_sigkill_marks_failed_with_log_tail_then_resume_finishes(conn, home):
     rid = jobs.submit(conn, "sleep", {"steps": 40, "interval": 0.1}, home=home)
     deadline = time.time() + 30
-    while jobs.get(conn, rid)["progress_done"] < 3:
+    # Wait for step 4's progress: the handler logs "step 3/40" right after step 3's progress and before
+    # step 4's, so that line is surely in the log when the kill comes.
+    while jobs.get(conn, rid)["progress_done"] < 4:
         assert time.time() < deadline
         time.sleep(0.05)
+    pid = jobs.get(conn, rid)["pid"]
     os.killpg(jobs.get(conn, rid)["pgid"], signal.SIGKILL)
     time.sleep(0.5)
     jobs.reap(conn)
     row = jobs.get(conn, rid)
     assert row["status"] == "failed"
-    assert "step 3/40" in row["error"] or "step" in row["error"]
+    assert row["error"].startswith(f"process {pid} is gone without finishing; last log lines:\n")
+    assert any(line.endswith("] step 3/40") for line in row["error"].splitlines())  # the log's tail
     done_before = row["progress_done"]
     jobs.resume(conn, rid, home)
     row = jobs.wait(conn, rid, poll_s=0.1, timeout_s=60)

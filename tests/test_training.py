@@ -62,8 +62,10 @@ def test_stop_and_resume_continue_exactly(items, tmp_path):
     wb = checkpoints.load_model(tmp_path / "b/checkpoints/last", {"arch": "causal"}, "cpu").state_dict()
     # Same data order, optimizer moments, lr schedule and RNG ⇒ the same weights as a straight run.
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
-    assert resumed["history"] == straight["history"] or \
-        [round(h["dev_loss"], 5) for h in resumed["history"]] == [round(h["dev_loss"], 5) for h in straight["history"]]
+    # The same evaluations at the same steps, and dev losses equal to float noise (the weights are, above).
+    assert [(h["step"], h["stage"]) for h in resumed["history"]] == [(h["step"], h["stage"]) for h in straight["history"]]
+    assert [h["dev_loss"] for h in resumed["history"]] == pytest.approx([h["dev_loss"] for h in straight["history"]],
+                                                                        abs=1e-5)
 
 
 def test_two_stage_starts_stage_two_from_stage_one_weights(items, tmp_path):

@@ -58,7 +58,8 @@ def test_sigkill_mid_run_fails_with_log_tail_and_resume_finishes(conn, home):
     _wait_for(lambda: jobs.reap(conn) or jobs.get(conn, run_id)["status"] == "failed", 30)
     row = jobs.get(conn, run_id)
     assert row["status"] == "failed" and "is gone without finishing" in row["error"]
-    assert "started" in row["error"] or "student tiny" in row["error"]  # the log's tail is in the error
+    # The log's tail is in the error: the runner's first line and the loop's line naming the student.
+    assert f"job {run_id} (train) started" in row["error"] and "] student tiny (causal)" in row["error"]
     killed_at = checkpoints.load_trainer_state(last)["global_step"]
 
     jobs.resume(conn, run_id)

@@ -49,13 +49,19 @@ def test_frozen_head_gets_no_gradient_and_confident_logits_give_zero_loss():
     assert W.grad is None and h.grad is not None
 
 
-def test_token_weights_give_alpha_weighted_task_means():
+def test_task_scale_gives_alpha_weighted_task_means():
     ce = torch.tensor([1.0, 3.0, 2.0, 4.0, 6.0])
     tasks = torch.tensor([0, 0, 1, 1, 1])
-    alphas = torch.tensor([0.5, 2.0, 1.0, 1.0])
-    counts = torch.bincount(tasks, minlength=4).float()
-    w = L.token_weights(tasks, alphas, counts)
-    assert torch.isclose((w * ce).sum(), torch.tensor(0.5 * 2.0 + 2.0 * 4.0))
+    alphas = torch.tensor([0.5, 2.0, 1.0, 1.0], dtype=torch.float64)
+    counts = torch.bincount(tasks, minlength=4).double()
+    w = L.task_scale(alphas, counts)
+    assert w.dtype == torch.float32
+    assert torch.isclose((w[tasks] * ce).sum(), torch.tensor(0.5 * 2.0 + 2.0 * 4.0))  # 0.5·mean(1,3) + 2·mean(2,4,6)
+    # Two ranks, each with its share of the tokens: DDP averages their gradients, so the × world makes the
+    # mean of the two ranks' losses the one-process loss.
+    w2 = L.task_scale(alphas, counts, world=2)
+    ranks = [(w2[tasks[:3]] * ce[:3]).sum(), (w2[tasks[3:]] * ce[3:]).sum()]
+    assert torch.isclose(sum(ranks) / 2, torch.tensor(0.5 * 2.0 + 2.0 * 4.0))
     sums, n = L.per_task(ce, tasks, 4)
     assert sums.tolist() == [4.0, 12.0, 0.0, 0.0] and n.tolist() == [2, 3, 0, 0]
 
