@@ -9,7 +9,6 @@ import argparse
 import importlib
 import json
 import sys
-import time
 
 from mirror_core import jobs, redact, store
 # print_wait is imported from mirror_core.commands, where the command modules find it too; it stays
