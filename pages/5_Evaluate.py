@@ -89,7 +89,6 @@ if c2.button("Clone this run", key="ev_clone", help="Fill Evaluate a trained stu
     st.rerun()
 
 
-
 def experiments() -> None:
     """The method comparisons `python -m mirror_core experiment` ran: its table and plots, from the store."""
     from mirror_core.evaluation import experiment  # only this section needs it
@@ -103,7 +102,7 @@ def experiments() -> None:
     st.dataframe(pd.DataFrame(view["shown"]), hide_index=True, width="stretch", key="ev_exp_table")
     st.caption("The table `python -m mirror_core experiment` writes (table.md): the same snapshot, student, steps "
                "and seed for every method; accuracy with its 95% bootstrap interval. Differences inside the "
-               "intervals are not differences.")
+               "intervals are no evidence that one method beats another.")
     left, right = st.columns(2)
     left.plotly_chart(plots.accuracy_bars(view["plot_rows"]), key="ev_exp_acc")
     right.plotly_chart(plots.reliability_figure(view["calibration"]), key="ev_exp_rel")

@@ -57,12 +57,13 @@ def test_experiments_are_grouped_by_snapshot_and_settings_latest_per_method(home
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # six background jobs (generate, train, eval × 2) on 2 shared cores
 def test_evaluate_page_shows_the_tiny_experiment_as_written(home, conn, tmp_path):
     out = tmp_path / "exp"
     summary = experiment.run_experiment(
         dataset="gsm8k", student="tiny", max_steps=2, limit=3, train_limit=4, dev_limit=2, n_cots=1, k_evals=1,
         max_new_tokens=8, methods=["answer-only", "mindsmirror"], out=out,
-        train_overrides={"eval_every": 2, "dev_max_examples": 2, "batch_tokens": 1024, "seq_len": 256}, timeout_s=280)
+        train_overrides={"eval_every": 2, "dev_max_examples": 2, "batch_tokens": 1024, "seq_len": 256}, timeout_s=600)
     exps = experiment.find_experiments(conn)
     assert len(exps) == 1
     ids = exps[0]["eval_ids"]
