@@ -62,3 +62,18 @@ def test_train_loss_figure_is_built_once_per_metrics_version(conn, home, monkeyp
     at = _session("4_Train.py")
     assert len(built) == 2 and built[-1][f"run {rid}"]["loss/answer"][-1] == (3, 0.5)
     assert len(at.get("plotly_chart")) == 1
+
+
+def test_runs_table_prices_each_snapshot_once(conn, home, monkeypatch):
+    from mirror_core.evaluation import compare
+
+    sid = make_snapshot(conn, "snap", n_train=2, n_dev=0)
+    tid = jobs.submit(conn, "train", TrainConfig(student="tiny").to_dict(), snapshot_id=sid, start=False)
+    for _ in range(3):  # three evals of one train run: one snapshot to price
+        jobs.submit(conn, "eval", {"train_run": tid, "split": "test"}, snapshot_id=sid, parent_run_id=tid, start=False)
+    priced = []
+    real = compare.teacher_cost
+    monkeypatch.setattr(compare, "teacher_cost", lambda c, s: priced.append(s) or real(c, s))
+    table = compare.runs_table(conn)
+    assert len(table) == 3 and priced == [sid]
+    assert {r["teacher_cost_usd"] for r in table} == {real(conn, sid)}

@@ -50,6 +50,7 @@ def _train_run_of(conn, eval_row) -> sqlite3.Row | None:
 def runs_table(conn: sqlite3.Connection, include_unfinished: bool = True) -> list[dict[str, Any]]:
     """One row per eval run, newest first: method, student, snapshot, accuracy (+ interval), ECE, cost."""
     out = []
+    costs: dict[int | None, float] = {}  # per snapshot: evals of one snapshot share it, and it scans the snapshot
     for r in conn.execute("SELECT * FROM runs WHERE kind = 'eval' ORDER BY id DESC"):
         if not include_unfinished and r["status"] != "succeeded":
             continue
@@ -61,6 +62,8 @@ def runs_table(conn: sqlite3.Connection, include_unfinished: bool = True) -> lis
         snap_id = t["snapshot_id"] if t is not None else None
         snap = conn.execute("SELECT name FROM snapshots WHERE id = ?", (snap_id,)).fetchone() if snap_id else None
         vote = res.get("vote") or {}
+        if snap_id not in costs:
+            costs[snap_id] = teacher_cost(conn, snap_id)
         out.append({
             "eval_run": r["id"], "status": r["status"], "train_run": t["id"] if t is not None else None,
             "train_name": t["name"] if t is not None else None, "method": method_name(tasks),
@@ -70,7 +73,7 @@ def runs_table(conn: sqlite3.Connection, include_unfinished: bool = True) -> lis
             "ece": res.get("ece"), "brier": res.get("brier"), "auroc": res.get("auroc"),
             "majority_accuracy": (vote.get("majority") or {}).get("accuracy"),
             "weighted_accuracy": (vote.get("weighted") or {}).get("accuracy"),
-            "teacher_cost_usd": teacher_cost(conn, snap_id),
+            "teacher_cost_usd": costs[snap_id],
             "train_seconds": run_timing(t) if t is not None else None,
             "eval_seconds": run_timing(r),
         })
