@@ -11,8 +11,10 @@ Canonical forms (what `normalize_gold` returns, what the store keeps in ``exampl
 - yes_no: ``"yes"`` or ``"no"`` (``true``/``false`` map onto them).
 - free_text: lower case, punctuation and articles removed, spaces collapsed (SQuAD-style).
 
-The public API (`extract_answer`, `normalize_gold`, `is_correct`, `detect_task_type`) is imported by the
-teacher pipeline, evaluation and import; keep it stable. Arithmetic is evaluated with `ast`, never `eval`.
+The public API (`extract_answer`, `normalize_gold`, `is_correct`, `grade`, `detect_task_type`) is imported by
+the teacher pipeline, curation, evaluation, the loops and import; keep it stable. `grade` is the one grading
+rule: every stored `correct` (CoTs, student predictions, loop rationales) comes from it. Arithmetic is
+evaluated with `ast`, never `eval`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import operator
 import re
 import string
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from mirror_core.errors import AnswerParseError
 
@@ -504,6 +506,42 @@ def is_correct(pred: Any, gold: Any, task_type: str, choices: Sequence[str] | No
         p, g = Fraction(pred_c), Fraction(gold_c)
         return p == g or math.isclose(float(p), float(g), rel_tol=tol, abs_tol=tol)
     return pred_c == gold_c
+
+
+class Graded(NamedTuple):
+    """What `grade` says about one output: its answer, whether one was found, and its correctness."""
+
+    answer: str | None     # the extracted answer in canonical form, None when the output states none
+    parse_status: str      # "ok" or "parse_error" (no answer found)
+    correct: int | None    # 1 right, 0 wrong, None ungradable (the gold does not parse)
+
+
+def grade_answer(pred: str | None, gold: Any, task_type: str, choices: Sequence[str] | None = None) -> int | None:
+    """The grading rule for an answer already extracted (or None): 1 right, 0 wrong, None ungradable.
+
+    - A gold that does not parse for the task type makes the answer ungradable (None) whatever it is:
+      correctness is unknown, never "wrong" and never 0. (Import refuses such golds for numeric sets, so
+      this shows up only for rows stored before that check or changed by hand.)
+    - Otherwise no answer (None) is wrong (0): a model that states no final answer did not answer.
+    - Otherwise `is_correct` decides (numbers within its tolerance).
+    """
+    _check_type(task_type)
+    try:
+        normalize_gold(gold, task_type, choices)
+    except AnswerParseError:
+        return None
+    if pred is None:
+        return 0
+    return int(is_correct(pred, gold, task_type, choices))
+
+
+def grade(text: str | None, gold: Any, task_type: str, choices: Sequence[str] | None = None) -> Graded:
+    """Grade a model's output against the gold: extract its final answer, then apply `grade_answer`.
+
+    The last final-answer phrase in the text is the one graded (see `extract_answer`).
+    """
+    pred = extract_answer(text, task_type, choices)
+    return Graded(pred, "ok" if pred is not None else "parse_error", grade_answer(pred, gold, task_type, choices))
 
 
 def parses_as(answer: Any, task_type: str, choices: Sequence[str] | None = None) -> bool:

@@ -257,9 +257,8 @@ def _predict_chunk(model, tok, arch: str, mode: str, chunk: list[sqlite3.Row], c
     rows = []
     for (i, s, text, n), ev in zip(flat, evals):
         e = chunk[i]
-        pred = answers.extract_answer(text, e["task_type"], chs[i])
-        ok = answers.is_correct(pred, e["answer"], e["task_type"], chs[i]) if pred is not None else False
-        rows.append((e["id"], s, text, pred, int(ok), ev.verdict, ev.confidence,
+        pred, _, ok = answers.grade(text, e["answer"], e["task_type"], chs[i])
+        rows.append((e["id"], s, text, pred, ok, ev.verdict, ev.confidence,
                      store.dumps({"probs": ev.probs, "new_tokens": n, "mode": mode})))
     return rows, sum(g.tokens_total for _, g in runs), sum(g.seconds for _, g in runs)
 
@@ -277,8 +276,12 @@ def summarize(conn: sqlite3.Connection, run_id: int, example_ids: list[int] | No
     greedy = [r for r in rows if r["sample_index"] == 0]
     if not greedy:
         raise EvaluationError(f"Eval run {run_id} has no predictions yet.")
-    conf = [r["confidence"] if r["confidence"] is not None else 0.5 for r in greedy]
-    correct = [int(r["correct"] or 0) for r in greedy]
+    out["ungradable"] = len(greedy) - len(graded)
+    # A prediction whose gold does not parse is ungradable (correct NULL, `answers.grade`): it is left out
+    # of every metric and counted, never scored as wrong.
+    graded = [r for r in greedy if r["correct"] is not None]
+    conf = [r["confidence"] if r["confidence"] is not None else 0.5 for r in graded]
+    correct = [int(r["correct"]) for r in graded]
     out = metrics.calibration_summary(conf, correct, n_bins, seed=seed)
     out["reliability_mass"] = metrics.reliability_bins(conf, correct, n_bins, "mass")
     out["no_answer"] = sum(1 for r in greedy if r["answer"] is None)
@@ -297,9 +300,12 @@ def summarize(conn: sqlite3.Connection, run_id: int, example_ids: list[int] | No
             chs = store.loads(g["choices"])
             a_m, _ = metrics.majority_vote([r["answer"] for r in rs])
             a_w, _ = metrics.weighted_vote([r["answer"] for r in rs], [r["confidence"] or 0.0 for r in rs])
-            maj.append(int(a_m is not None and answers.is_correct(a_m, g["answer"], g["task_type"], chs)))
-            wvote.append(int(a_w is not None and answers.is_correct(a_w, g["answer"], g["task_type"], chs)))
-            each.extend(int(r["correct"] or 0) for r in rs)
+            m, w = (answers.grade_answer(a, g["answer"], g["task_type"], chs) for a in (a_m, a_w))
+            if m is None:  # ungradable question (its gold does not parse): no vote counts
+                continue
+            maj.append(m)
+            wvote.append(w)
+            each.extend(int(r["correct"]) for r in rs if r["correct"] is not None)
         out["vote"] = {"n": len(maj), "samples_per_question": max(len(v) for v in sampled.values()),
                        "sampled_accuracy": metrics.accuracy(each),
                        "majority": metrics.accuracy_ci(maj, seed=seed),
@@ -327,13 +333,12 @@ def teacher_calibration(conn: sqlite3.Connection, dataset_id: int, snapshot_id: 
         args.append(snapshot_id)
     groups: dict[str, tuple[list[float], list[int], list[int]]] = {}
     for r in conn.execute(sql, args):
-        if r["correct"] is not None:
-            ok = int(r["correct"])
-        else:
-            try:
-                ok = int(answers.is_correct(r["parsed_answer"], r["answer"], r["task_type"], store.loads(r["choices"])))
-            except AnswerParseError:  # an unparsable gold leaves the pair out; it is not "wrong"
-                continue
+        ok = r["correct"]
+        if ok is None:  # graded before grading was stored, or ungradable: grade it now
+            ok = answers.grade_answer(r["parsed_answer"], r["answer"], r["task_type"], store.loads(r["choices"]))
+        if ok is None:  # an unparsable gold leaves the pair out; it is not "wrong"
+            continue
+        ok = int(ok)
         base = _VERDICT_P_CORRECT[r["verdict"]]
         c = r["confidence"]
         if c is None or r["verdict"] == "uncertain":

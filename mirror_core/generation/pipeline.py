@@ -206,17 +206,6 @@ def parse_verdict(text: str) -> tuple[str | None, float | None]:
     return verdict, conf
 
 
-def grade(ex: dict, text: str) -> tuple[str | None, str, int | None]:
-    """(parsed answer, parse_status, correct) of a CoT against the example's gold."""
-    pred = answers.extract_answer(text, ex["task_type"], ex["choices"])
-    if pred is None:
-        return None, "parse_error", 0
-    try:
-        return pred, "ok", int(answers.is_correct(pred, ex["answer"], ex["task_type"], ex["choices"]))
-    except AnswerParseError:
-        return pred, "ok", None  # the gold itself does not parse: correctness unknown
-
-
 # ---------------------------------------------------------------- writing results
 
 ANSWERED = ("ok", "truncated")
@@ -233,7 +222,7 @@ def _store_cot(conn, run_id, call: Call, row: dict) -> None:
         return
     ex, i = call.tag["example"], call.tag["i"]
     text = row["response"] or ""
-    pred, parse_status, correct = grade(ex, text)
+    pred, parse_status, correct = answers.grade(text, ex["answer"], ex["task_type"], ex["choices"])
     ts = store.now()
     truncated = row["status"] == "truncated"
     status, reason = ("flagged", "truncated at max_tokens") if truncated else ("active", None)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from mirror_core import answers, formats, store
-from mirror_core.errors import AnswerParseError, LoopError, NotFoundError
+from mirror_core.errors import LoopError, NotFoundError
 
 
 def config_from_dict(cls, d: dict, label: str):
@@ -83,13 +83,12 @@ class Example:
     def read_answer(self, text: str) -> str | None:
         return answers.extract_answer(text, self.task_type, self.choices)
 
+    def grade(self, pred: str | None) -> int | None:
+        """1 right, 0 wrong, None ungradable (the gold does not parse): `answers.grade_answer`'s rule."""
+        return answers.grade_answer(pred, self.answer, self.task_type, self.choices)
+
     def is_correct(self, pred: str | None) -> bool:
-        if pred is None:
-            return False
-        try:
-            return bool(answers.is_correct(pred, self.answer, self.task_type, self.choices))
-        except AnswerParseError:
-            return False
+        return self.grade(pred) == 1
 
 
 def dataset_id(conn: sqlite3.Connection, name: str) -> int:
@@ -129,14 +128,14 @@ def insert_rationale(conn: sqlite3.Connection, *, example: Example, kind: str, a
                            (call_id, example.id)).fetchone()
         if row:
             return row["id"]
-    pred = example.read_answer(text)
+    pred, parse_status, correct = answers.grade(text, example.answer, example.task_type, example.choices)
     ts = store.now()
     cur = conn.execute(
         "INSERT INTO rationales (example_id, kind, author, call_id, parent_id, run_id, sample_index, text,"
         " parsed_answer, parse_status, correct, status, status_reason, created_at, updated_at)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (example.id, kind, author, call_id, parent_id, run_id, sample_index, text, pred,
-         "ok" if pred is not None else "parse_error", int(example.is_correct(pred)), status, status_reason, ts, ts))
+         parse_status, correct, status, status_reason, ts, ts))
     return cur.lastrowid
 
 
@@ -186,8 +185,10 @@ class Student:
         rows = []
         for e, t in zip(exs, texts):
             pred = e.read_answer(t[0])
-            rows.append({"example_id": e.id, "pred": pred, "correct": e.is_correct(pred)})
-        acc = sum(r["correct"] for r in rows) / len(rows) if rows else 0.0
+            rows.append({"example_id": e.id, "pred": pred, "correct": e.grade(pred)})
+        # Ungradable questions (a gold that does not parse) are left out, not counted wrong.
+        graded = [r["correct"] for r in rows if r["correct"] is not None]
+        acc = sum(graded) / len(graded) if graded else 0.0
         return acc, rows
 
 

@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from mirror_core import answers, store
-from mirror_core.errors import AnswerParseError, ConflictError, CurationError, FilterError, NotFoundError
+from mirror_core.errors import ConflictError, CurationError, FilterError, NotFoundError
 from mirror_core.review import queries
 from mirror_core.review.filters import ReviewFilter
 
@@ -26,17 +26,6 @@ def _rationale(conn: sqlite3.Connection, rationale_id: int) -> sqlite3.Row:
     if row is None:
         raise NotFoundError(f"CoT {rationale_id} does not exist (it may have been deleted); reload the page")
     return row
-
-
-def grade(text: str, gold: str, task_type: str, choices: list | None) -> tuple[str | None, str, int | None]:
-    """(parsed answer, parse_status, correct) of a CoT text against its question's gold."""
-    parsed = answers.extract_answer(text, task_type, choices)
-    if parsed is None:
-        return None, "parse_error", 0
-    try:
-        return parsed, "ok", int(answers.is_correct(parsed, gold, task_type, choices))
-    except AnswerParseError:  # an unparsable gold leaves the CoT ungraded rather than wrongly graded
-        return parsed, "ok", None
 
 
 def edit_cot(conn: sqlite3.Connection, rationale_id: int, new_text: str, *, expected_revision: int,
@@ -56,7 +45,7 @@ def edit_cot(conn: sqlite3.Connection, rationale_id: int, new_text: str, *, expe
                 f"from {expected_revision}); your text was not saved. Reload to see their change, then apply yours.")
         if new_text == row["text"]:
             return dict(row)
-        parsed, parse_status, correct = grade(new_text, row["gold"], row["task_type"], store.loads(row["choices"]))
+        parsed, parse_status, correct = answers.grade(new_text, row["gold"], row["task_type"], store.loads(row["choices"]))
         ts = store.now()
         new_rev = row["revision"] + 1
         cur = conn.execute(

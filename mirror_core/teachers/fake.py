@@ -155,6 +155,4 @@ class FakeTeacher(Teacher):
             return False
         from mirror_core import answers
 
-        pred = answers.extract_answer(text, meta.get("task_type", "numeric"), meta.get("choices"))
-        return pred is not None and answers.is_correct(pred, str(gold), meta.get("task_type", "numeric"),
-                                                       meta.get("choices"))
+        return answers.grade(text, str(gold), meta.get("task_type", "numeric"), meta.get("choices")).correct == 1
