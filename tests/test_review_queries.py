@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 
 from mirror_core import migrations, store
+from mirror_core.agreement import agreement
 from mirror_core.errors import FilterError
 from mirror_core.review import queries
 from mirror_core.review.filters import ReviewFilter
@@ -140,14 +141,9 @@ def test_question_detail_and_agreement(conn):
     assert len(d["cots"]) == 4
     assert {c["author"] for c in d["cots"] if c["matches"]} == {"fake"}
     assert all(len(c["self_evals"]) == 3 for c in d["cots"])
-    agr = queries.agreement([
-        {"author": "a", "parsed_answer": "5", "status": "active"},
-        {"author": "a", "parsed_answer": "5", "status": "active"},
-        {"author": "b", "parsed_answer": "6", "status": "active"},
-        {"author": "b", "parsed_answer": "9", "status": "rejected"}], gold="5")
-    assert agr["majority"] == "5" and agr["majority_share"] == pytest.approx(2 / 3)
-    assert agr["teachers_agree"] is False and agr["majority_matches_gold"] is True
-    assert agr["cots"] == 3
+    # the page's agreement is the one definition (mirror_core.agreement), over the question's rows
+    assert d["agreement"] == agreement(d["cots"])
+    assert d["agreement"]["cots"] == 4
 
 
 def test_teacher_quality_matches_python(conn):

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from mirror_core import answers, prompts, store
+from mirror_core.agreement import agreement
 from mirror_core.errors import AnswerParseError, ConfigError, DataImportError, NotFoundError, TeacherError
 from mirror_core.generation import pricing
 from mirror_core.generation.calls import FAILED, Call, CallEngine, RetryPolicy, Stats
@@ -523,42 +524,30 @@ def _finish(conn, summary, examples, teachers, run_id, engine) -> dict[str, Any]
 
 # ---------------------------------------------------------------- agreement helpers
 
-def agreement(conn: sqlite3.Connection, example_ids: list[int], authors: list[str] | None = None) -> list[dict]:
-    """Per question: its CoTs, distinct answers, the majority answer, its share and whether it is right."""
+def agreement_summary(conn, example_ids: list[int], authors: list[str] | None = None) -> dict[str, Any]:
+    """The run's CoTs over its questions: accuracy, and `agreement.agreement` per question, averaged."""
     if not example_ids:
-        return []
+        return {"questions": 0}
     q = ",".join("?" * len(example_ids))
-    sql = (f"SELECT example_id, parsed_answer, correct FROM rationales WHERE kind='cot' AND example_id IN ({q})")
+    sql = (f"SELECT example_id, author, parsed_answer, correct, status FROM rationales"
+           f" WHERE kind='cot' AND example_id IN ({q})")
     args: list = list(example_ids)
     if authors:
         sql += f" AND author IN ({','.join('?' * len(authors))})"
         args += authors
     per: dict[int, list] = {}
-    for r in conn.execute(sql, args):
-        per.setdefault(r["example_id"], []).append((r["parsed_answer"], r["correct"]))
-    out = []
-    for ex_id, items in per.items():
-        parsed = [a for a, _ in items if a is not None]
-        counts = Counter(parsed)
-        majority, top = counts.most_common(1)[0] if counts else (None, 0)
-        maj_correct = next((c for a, c in items if a == majority), None) if majority is not None else None
-        out.append({"example_id": ex_id, "n_cots": len(items), "n_answers": len(counts), "majority": majority,
-                    "majority_share": top / len(items), "n_correct": sum(1 for _, c in items if c),
-                    "majority_correct": maj_correct})
-    return sorted(out, key=lambda d: d["example_id"])
-
-
-def agreement_summary(conn, example_ids: list[int], authors: list[str] | None = None) -> dict[str, Any]:
-    rows = agreement(conn, example_ids, authors)
+    for r in conn.execute(sql + " ORDER BY example_id, id", args):
+        per.setdefault(r["example_id"], []).append(dict(r))
+    rows = [a for a in (agreement(cots) for cots in per.values()) if a["cots"]]
     if not rows:
         return {"questions": 0}
     n = len(rows)
-    cots = sum(r["n_cots"] for r in rows)
+    cots = sum(r["cots"] for r in rows)
     return {"questions": n, "cots": cots,
-            "cot_accuracy": round(sum(r["n_correct"] for r in rows) / cots, 4),
+            "cot_accuracy": round(sum(r["correct"] for r in rows) / cots, 4),
             "mean_majority_share": round(sum(r["majority_share"] for r in rows) / n, 4),
-            "unanimous": sum(1 for r in rows if r["n_answers"] == 1 and r["majority_share"] == 1.0),
-            "majority_accuracy": round(sum(1 for r in rows if r["majority_correct"]) / n, 4)}
+            "unanimous": sum(1 for r in rows if r["distinct_answers"] == 1 and r["majority_share"] == 1.0),
+            "majority_accuracy": round(sum(1 for r in rows if r["majority_matches_gold"]) / n, 4)}
 
 
 def verdict_vs_gold(conn, example_ids: list[int], authors: list[str] | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from collections import Counter
 from typing import Any
 
 from mirror_core import store
+from mirror_core.agreement import agreement
 from mirror_core.errors import FilterError, NotFoundError
 from mirror_core.review.filters import ReviewFilter
 
@@ -336,31 +337,7 @@ def question_detail(conn: sqlite3.Connection, example_id: int, f: ReviewFilter |
         cot["matches"] = cot["id"] in matched
     example = dict(ex)
     example["choices"] = store.loads(example["choices"])
-    return {"example": example, "cots": cots, "agreement": agreement(cots, example["answer"])}
-
-
-def agreement(cots: list[dict], gold: str | None = None) -> dict[str, Any]:
-    """How far a question's CoTs agree: the majority answer and its share, and whether teachers agree.
-
-    Rejected CoTs are left out. Teachers agree when every teacher's own majority answer is the same.
-    """
-    live = [c for c in cots if c.get("status") != "rejected"]
-    answers = Counter(c["parsed_answer"] for c in live if c.get("parsed_answer") is not None)
-    n = sum(answers.values())
-    majority, votes = (answers.most_common(1)[0] if answers else (None, 0))
-    per_teacher: dict[str, str | None] = {}
-    for teacher in sorted({c["author"] for c in live}):
-        mine = Counter(c["parsed_answer"] for c in live
-                       if c["author"] == teacher and c.get("parsed_answer") is not None)
-        per_teacher[teacher] = mine.most_common(1)[0][0] if mine else None
-    stated = {a for a in per_teacher.values() if a is not None}
-    return {
-        "cots": len(live), "answered": n, "distinct_answers": len(answers), "majority": majority,
-        "majority_share": (votes / n) if n else None,
-        "majority_matches_gold": (majority == gold) if (majority is not None and gold is not None) else None,
-        "answers": dict(answers.most_common()), "per_teacher": per_teacher,
-        "teachers_agree": (len(stated) <= 1) if len(per_teacher) > 1 else None,
-    }
+    return {"example": example, "cots": cots, "agreement": agreement(cots)}
 
 
 def teachers(conn: sqlite3.Connection, kind: str = "cot") -> list[str]:
