@@ -40,8 +40,8 @@ def main() -> int:
     import torch
 
     from mirror_core import formats, models
-    from mirror_core.evaluation.generate import generate
-    from mirror_core.evaluation.selfeval import self_evaluate
+    from mirror_core.students.generate import generate
+    from mirror_core.students.selfeval import self_evaluate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=64)
@@ -107,7 +107,7 @@ def bf16_compare(args) -> int:
     """SmolLM2 generation of the same batch in fp32 and under bf16 autocast (where native)."""
     from mirror_core import device as devices
     from mirror_core import formats, models
-    from mirror_core.evaluation.generate import generate
+    from mirror_core.students.generate import generate
 
     flags = devices.cpu_bf16_flags()
     tok = models.load_tokenizer("smollm2")

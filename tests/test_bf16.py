@@ -49,8 +49,8 @@ def test_bf16_loss_matches_fp32_and_flag_turns_it_off(conn, tmp_path):
 
 def test_generation_and_self_evaluation_run_under_bf16():
     from mirror_core import formats, models
-    from mirror_core.evaluation.generate import generate
-    from mirror_core.evaluation.selfeval import self_evaluate
+    from mirror_core.students.generate import generate
+    from mirror_core.students.selfeval import self_evaluate
 
     tok = models.load_tokenizer("tiny")
     model = models.tiny_causal_lm(tok)

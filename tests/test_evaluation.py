@@ -11,7 +11,8 @@ from eval_helpers import make_dataset, make_train_run, one_thread  # noqa: F401 
 
 from mirror_core import formats, jobs, models, store
 from mirror_core.errors import EvaluationError
-from mirror_core.evaluation import compare, generate, runner, selfeval
+from mirror_core.evaluation import compare, runner
+from mirror_core.students import generate, selfeval
 
 
 @pytest.fixture

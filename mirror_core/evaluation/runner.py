@@ -17,8 +17,8 @@ from typing import Any, Callable
 from mirror_core import answers, config, formats, store
 from mirror_core.errors import AnswerParseError, EvaluationError
 from mirror_core.evaluation import metrics
-from mirror_core.evaluation.generate import generate
-from mirror_core.evaluation.selfeval import self_evaluate
+from mirror_core.students.generate import generate
+from mirror_core.students.selfeval import self_evaluate
 
 # A teacher's stated confidence is in its own verdict; as P(correct) it flips for "wrong".
 _VERDICT_P_CORRECT = {"correct": 1.0, "wrong": 0.0, "uncertain": 0.5}

@@ -171,7 +171,7 @@ class Student:
 
     def generate(self, prompts: Sequence[str], *, samples: int = 1, max_new_tokens: int = 96,
                  temperature: float = 0.8, seed: int = 0) -> list[list[str]]:
-        from mirror_core.evaluation.generate import generate
+        from mirror_core.students.generate import generate
 
         if not prompts:
             return []

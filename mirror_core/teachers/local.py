@@ -81,7 +81,7 @@ class LocalTeacher(Teacher):
         self.tokenizer.padding_side = "left"
         self.lm = models.load_causal_lm(model, device=self.device, dtype=dtype)
         self.lm.eval()
-        from mirror_core.evaluation.selfeval import verdict_token_ids
+        from mirror_core.students.selfeval import verdict_token_ids
 
         # First token of " correct" / " wrong" / " uncertain" as they follow the stem (leading space);
         # raises when two share one, since their probabilities could not be told apart.
