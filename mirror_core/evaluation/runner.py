@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from mirror_core import answers, config, formats, store
+from mirror_core.configs import check_options, config_from_dict, option
 from mirror_core.errors import AnswerParseError, EvaluationError
 from mirror_core.evaluation import metrics
 from mirror_core.students.generate import generate
@@ -26,41 +27,33 @@ _VERDICT_P_CORRECT = {"correct": 1.0, "wrong": 0.0, "uncertain": 0.5}
 
 @dataclass
 class EvalConfig:
-    """What an eval job reads from its config (unknown keys are refused so typos fail loudly)."""
+    """What an eval job reads from its config: help and bounds per field (`configs.option`), unknown keys
+    refused so typos fail loudly. The CLI's `eval` flags are made from these fields."""
 
-    train_run: int
-    split: str = "test"
-    limit: int | None = None
-    samples: int = 1            # sampled CoTs per question for self-consistency (0 or 1: greedy only)
-    max_new_tokens: int = 256
-    batch_size: int = 16
-    chunk: int = 32             # examples stored per transaction (the resume granularity)
-    temperature: float = 0.7
-    top_p: float = 0.95
-    seed: int = 0
-    mode: str = "auto"          # auto | cot | answer: which prompt produces the answer
-    dataset: str | None = None  # name or id; default: the dataset of the run's snapshot
-    n_bins: int = 10
-    bf16: bool | None = None    # bf16 autocast for generation + self-evaluation; None: where native (device.py)
+    train_run: int = option("id of the finished train run whose student is evaluated")
+    split: str = option("split to evaluate on (select models on dev, report on test)", "test",
+                        choices=("train", "dev", "test"))
+    limit: int | None = option("only the first N examples of the split (None: all)", None, lo=1)
+    samples: int = option("sampled CoTs per question for self-consistency votes (1: greedy only)", 1, lo=1)
+    max_new_tokens: int = option("longest generated answer, in tokens", 256, lo=1)
+    batch_size: int = option("questions generated at once", 16, lo=1)
+    chunk: int = option("examples stored per transaction (the resume granularity)", 32, lo=1)
+    temperature: float = option("sampling temperature of the sampled CoTs", 0.7, lo=0)
+    top_p: float = option("nucleus sampling mass of the sampled CoTs", 0.95, lo=0, hi=1)
+    seed: int = option("seed of the sampled CoTs and the bootstrap interval", 0)
+    mode: str = option("which prompt produces the answer: auto (cot for a student trained on CoTs), cot, answer",
+                       "auto", choices=("auto", "cot", "answer"))
+    dataset: str | None = option("dataset name or id (None: the dataset of the run's snapshot)", None)
+    n_bins: int = option("bins of the reliability diagram and ECE", 10, lo=1)
+    bf16: bool | None = option("bf16 autocast for generation and self-evaluation; None: where native (device.py)",
+                               None)
+
+    def __post_init__(self) -> None:
+        check_options(self, EvaluationError)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvalConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise EvaluationError(f"Unknown eval setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
-        if "train_run" not in d:
-            raise EvaluationError("An eval needs `train_run`: the id of a finished train run.")
-        cfg = cls(**d)
-        if cfg.split not in ("train", "dev", "test"):
-            raise EvaluationError(f"split must be train, dev or test, got '{cfg.split}'.")
-        if cfg.mode not in ("auto", "cot", "answer"):
-            raise EvaluationError(f"mode must be auto, cot or answer, got '{cfg.mode}'.")
-        if cfg.samples < 0 or cfg.batch_size < 1 or cfg.max_new_tokens < 1 or cfg.chunk < 1:
-            raise EvaluationError("samples must be >= 0 and batch_size, chunk, max_new_tokens >= 1.")
-        if cfg.limit is not None and cfg.limit < 1:
-            raise EvaluationError("limit must be a positive number of examples.")
-        return cfg
+        return config_from_dict(cls, d, label="eval", error=EvaluationError)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from mirror_core import answers, prompts, store
+from mirror_core.configs import config_from_dict
 from mirror_core.agreement import agreement
 from mirror_core.errors import AnswerParseError, ConfigError, DataImportError, NotFoundError, TeacherError
 from mirror_core.generation import pricing
@@ -85,11 +86,7 @@ class GenConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GenConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"Unknown generate settings: {', '.join(sorted(unknown))}.")
-        return cls(**d)
+        return config_from_dict(cls, d, label="generate", error=ConfigError)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from mirror_core import store
 from mirror_core.loops import critic
 from mirror_core.loops import dpo as D
+from mirror_core.configs import config_from_dict
 from mirror_core.loops import steps as S
 
 JUDGE = ("critic-judge", 1)
@@ -57,7 +58,7 @@ class CriticConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CriticConfig":
-        cfg = S.config_from_dict(cls, d, "critic")
+        cfg = config_from_dict(cls, d, label="critic", error=S.LoopError, ignore=("loop",))
         if not cfg.teachers:
             raise S.LoopError("The critic loop needs a teacher (--teacher SPEC).")
         if cfg.k < 2:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from mirror_core.configs import config_from_dict
 from mirror_core.loops import steps as S
 from mirror_core.loops import uncertainty as U
 
@@ -54,7 +55,7 @@ class EladConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EladConfig":
-        cfg = S.config_from_dict(cls, d, "ELAD")
+        cfg = config_from_dict(cls, d, label="ELAD", error=S.LoopError, ignore=("loop",))
         if not cfg.teachers:
             raise S.LoopError("ELAD needs a teacher (--teacher SPEC).")
         if cfg.budget < 1 or cfg.rounds < 1 or cfg.samples < 1 or cfg.pool < 1:

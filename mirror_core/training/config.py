@@ -7,9 +7,10 @@ in `__post_init__` — a 64-wide test model and a 135M model want very different
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from mirror_core.configs import config_from_dict, help_of, option
 from mirror_core.errors import TrainingError
 
 TASKS = ("answer", "cot", "verdict", "critique")
@@ -28,9 +29,8 @@ ARCHS = ("causal", "seq2seq")
 
 
 def _help(text: str, default: Any = None, **kw) -> Any:
-    if "default_factory" in kw:
-        return field(default_factory=kw.pop("default_factory"), metadata={"help": text})
-    return field(default=default, metadata={"help": text})
+    """A TrainConfig field: every one has a default (None: sized to the student in __post_init__)."""
+    return option(text, default, **kw)
 
 
 def arch_for(student: str) -> str:
@@ -56,12 +56,13 @@ def is_tiny(student: str) -> bool:
 class TrainConfig:
     student: str = _help("student: 'smollm2' (default, offline), 'tiny' (test model from a config), "
                          "'t5-tiny'/'t5-small' (seq2seq from a config), a hub id or a local path", "smollm2")
-    arch: str | None = _help("causal | seq2seq; None: guessed from the student spec")
-    method: str = _help("preset of tasks and weights: mindsmirror | step-by-step | answer-only", "mindsmirror")
+    arch: str | None = _help("causal | seq2seq; None: guessed from the student spec", choices=ARCHS)
+    method: str = _help("preset of tasks and weights: mindsmirror | step-by-step | answer-only", "mindsmirror",
+                        choices=tuple(METHODS))
     tasks: list[str] | None = _help("subset of answer,cot,verdict,critique; None: the method's tasks")
     weights: dict[str, float] | None = _help("α per task (loss = Σ α_t · mean CE_t); None: the method's weights")
     schedule: str = _help("joint (all tasks at once) | two-stage (verdict+critique, then answer+cot "
-                          "continuing from stage 1's weights)", "joint")
+                          "continuing from stage 1's weights)", "joint", choices=SCHEDULES)
     lr: float | None = _help("peak learning rate; None: 1e-3 tiny, 2e-4 LoRA, 5e-5 otherwise")
     weight_decay: float = _help("AdamW weight decay", 0.0)
     batch_tokens: int | None = _help("tokens per micro-batch (packed rows × seq_len, or padded area); "
@@ -179,12 +180,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TrainingError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
-        return cls(**d)
+        return config_from_dict(cls, d, label="training", error=TrainingError)
 
     @classmethod
     def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+        return help_of(cls)
