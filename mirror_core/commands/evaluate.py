@@ -76,27 +76,35 @@ def train_option(text: str) -> tuple[str, object]:
     return field.strip(), value
 
 
-def _fmt(x, pct=False) -> str:
-    if x is None:
-        return "n/a"
-    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
+def _named(res: dict, keys, sep: str = ", ") -> str:
+    """The metrics `keys` of `res` by their registered name and format (evaluation.metrics): "ECE 0.123, Brier n/a"."""
+    from mirror_core.evaluation.metrics import metric
+
+    return sep.join(f"{metric(k).label} {metric(k).format(res.get(k))}" for k in keys)
+
+
+def _with_ci(res: dict) -> str:
+    from mirror_core.evaluation.metrics import metric
+
+    acc = metric("accuracy")
+    return (f"{acc.label} {acc.format(res.get('accuracy'))} [{acc.format(res.get('accuracy_lo'))}, "
+            f"{acc.format(res.get('accuracy_hi'))}]")
 
 
 def print_result(res: dict, out=sys.stdout) -> None:
     """The figures of one eval as lines a person reads."""
-    print(f"accuracy {_fmt(res.get('accuracy'), True)} [{_fmt(res.get('accuracy_lo'), True)}, "
-          f"{_fmt(res.get('accuracy_hi'), True)}] on {res.get('n')} {res.get('split', '')} examples "
+    print(f"{_with_ci(res)} on {res.get('n')} {res.get('split', '')} examples "
           f"({res.get('no_answer', 0)} without an answer)", file=out)
-    print(f"self-evaluation: ECE {_fmt(res.get('ece'))} (equal-mass {_fmt(res.get('ece_mass'))}), "
-          f"Brier {_fmt(res.get('brier'))}, AUROC {_fmt(res.get('auroc'))}, verdicts {res.get('verdicts')}", file=out)
+    print(f"self-evaluation: {_named(res, ('ece', 'ece_mass', 'brier', 'auroc'))}, verdicts {res.get('verdicts')}",
+          file=out)
     if res.get("vote"):
         v = res["vote"]
-        print(f"self-consistency over {v['samples_per_question']} samples: majority "
-              f"{_fmt(v['majority']['accuracy'], True)}, verdict-weighted {_fmt(v['weighted']['accuracy'], True)}", file=out)
+        votes = {"majority_accuracy": v["majority"]["accuracy"], "weighted_accuracy": v["weighted"]["accuracy"]}
+        print(f"self-consistency over {v['samples_per_question']} samples: "
+              f"{_named(votes, ('majority_accuracy', 'weighted_accuracy'))}", file=out)
     for ev, t in (res.get("teacher") or {}).items():
-        print(f"teacher {ev} self-evaluation on the training CoTs: n {t['n']}, ECE {_fmt(t['ece'])}, "
-              f"Brier {_fmt(t['brier'])}, AUROC {_fmt(t['auroc'])}, verdict accuracy {_fmt(t['verdict_accuracy'], True)}",
-              file=out)
+        print(f"teacher {ev} self-evaluation on the training CoTs: n {t['n']}, "
+              f"{_named(t, ('ece', 'brier', 'auroc', 'verdict_accuracy'))}", file=out)
 
 
 def _summary_json(res: dict, run_id: int) -> str:
@@ -141,8 +149,7 @@ def cmd_compare(args) -> int:
     table = {r["eval_run"]: r for r in compare.runs_table(conn)}
     for r in (table[a["id"]], table[b["id"]]):
         print(f"eval {r['eval_run']:>4}  {r['method']:<14} student {r['student']}  snapshot {r['snapshot']}  "
-              f"accuracy {_fmt(r['accuracy'], True)} [{_fmt(r['accuracy_lo'], True)}, {_fmt(r['accuracy_hi'], True)}]"
-              f"  ECE {_fmt(r['ece'])}  Brier {_fmt(r['brier'])}  AUROC {_fmt(r['auroc'])}"
+              f"{_with_ci(r)}  {_named(r, ('ece', 'brier', 'auroc'), '  ')}"
               f"  teacher cost ${r['teacher_cost_usd']:.4f}")
     rows = compare.example_diff(conn, a["id"], b["id"])
     counts = compare.diff_counts(rows)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mirror_core.evaluation.metrics import HEADLINE, metric
 from mirror_core.evaluation.runner import EvalConfig, evaluate
 
-# The headline numbers logged and written to the metrics table. Any may be None: no ECE, Brier or AUROC
-# for a student never trained to self-evaluate (issue 11.9), no AUROC when all answers are right or all wrong.
-HEADLINE = ("accuracy", "ece", "ece_mass", "brier", "auroc")
+# The headline numbers (metrics.HEADLINE) are logged and written to the metrics table. Any may be None: no
+# ECE, Brier or AUROC for a student never trained to self-evaluate (issue 11.9), no AUROC when all answers
+# are right or all wrong.
+_LOGGED = ("ece", "brier", "auroc")  # after accuracy, in the one-line summary
 
 
 def fmt(value: Any) -> str:
@@ -25,6 +27,6 @@ def run(ctx) -> None:
     # has no row for it, rather than a 0 that would read as a perfect calibration.
     ctx.set_result(result)
     ctx.metric(0, **{k: result[k] for k in HEADLINE if result.get(k) is not None})
-    ctx.log(f"accuracy {fmt(result.get('accuracy'))} on {result['n']} {cfg.split} examples, "
-            f"ECE {fmt(result.get('ece'))}, Brier {fmt(result.get('brier'))}, AUROC {fmt(result.get('auroc'))}"
+    ctx.log(f"{metric('accuracy').label} {fmt(result.get('accuracy'))} on {result['n']} {cfg.split} examples, "
+            + ", ".join(f"{metric(k).label} {fmt(result.get(k))}" for k in _LOGGED)
             + ("" if result.get("self_eval_trained", True) else " (self-evaluation not trained)"))

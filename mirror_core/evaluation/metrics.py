@@ -1,17 +1,81 @@
-"""Evaluation metrics as plain functions over arrays: accuracy, calibration, abstention and voting.
+"""Evaluation metrics as plain functions over arrays: accuracy, calibration, abstention and voting — and
+`METRICS`, the one registry of the numbers an eval reports (key, display name, direction, format).
 
 `conf` is a confidence in [0, 1] that a prediction is right (the student's P(" correct") or a teacher's
 stated confidence); `correct` is 0/1. Functions return plain floats, lists and dicts so results go
 straight into `runs.result` JSON. Undefined values (AUROC with one class, metrics of nothing) are None,
 never NaN: NaN is not JSON.
+
+Every table, log line and plot that names a metric takes its name, direction and format from `METRICS`
+(via `metric(key)`), so a metric is added or renamed in one place.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any, Hashable, Sequence
 
 import numpy as np
+
+from mirror_core.errors import EvaluationError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported number: its key in results and the metrics table, how people read it, and which way is better."""
+
+    key: str
+    label: str                 # display name in tables, logs and plots
+    higher_is_better: bool
+    percent: bool              # shown as a percentage (a share of questions) rather than as a score
+    calibration: bool          # grades P(correct) itself: not applicable to a student never trained on verdicts
+    help: str
+
+    def format(self, value: Any, missing: str = "n/a") -> str:
+        """The value as shown: "61.2%" or "0.123"; `missing` for None; a text (a reason it is absent) as is."""
+        if value is None:
+            return missing
+        if isinstance(value, str):
+            return value
+        return f"{100 * value:.1f}%" if self.percent else f"{value:.3f}"
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value `a` is strictly better than value `b` for this metric."""
+        return a > b if self.higher_is_better else a < b
+
+
+METRICS: dict[str, Metric] = {m.key: m for m in (
+    Metric("accuracy", "accuracy", True, True, False, "share of questions whose greedy answer matches the gold"),
+    Metric("accuracy_lo", "accuracy 95% CI low", True, True, False, "lower end of the bootstrap interval of accuracy"),
+    Metric("accuracy_hi", "accuracy 95% CI high", True, True, False, "upper end of the bootstrap interval of accuracy"),
+    Metric("ece", "ECE", False, False, True,
+           "expected calibration error of P(correct), equal-width bins: 0 is perfectly calibrated"),
+    Metric("ece_mass", "ECE (equal-mass)", False, False, True, "expected calibration error over equal-count bins"),
+    Metric("brier", "Brier", False, False, True, "mean squared error of P(correct) against the 0/1 outcome"),
+    Metric("auroc", "AUROC", True, False, True,
+           "how well P(correct) separates right from wrong answers: 0.5 is chance, 1 perfect"),
+    Metric("accuracy_at_80", "acc. @80% coverage", True, True, False,
+           "accuracy when abstaining on the 20% least confident questions"),
+    Metric("majority_accuracy", "majority vote", True, True, False, "accuracy of the majority of the sampled answers"),
+    Metric("weighted_accuracy", "verdict-weighted vote", True, True, False,
+           "accuracy of the sampled answers weighted by the student's own P(correct)"),
+    Metric("verdict_accuracy", "verdict accuracy", True, True, False,
+           "share of decided verdicts (correct/wrong) that match the truth against the gold"),
+)}
+
+# The headline numbers an eval job logs and writes to the metrics table.
+HEADLINE = ("accuracy", "ece", "ece_mass", "brier", "auroc")
+# The numbers that grade P(correct): shown as "not applicable" for a student never trained on verdicts.
+CALIBRATION = tuple(k for k, m in METRICS.items() if m.calibration)
+
+
+def metric(key: str) -> Metric:
+    """The registered metric `key`; an EvaluationError naming the known keys for any other."""
+    try:
+        return METRICS[key]
+    except KeyError:
+        raise EvaluationError(f"Unknown metric '{key}'; known metrics: {', '.join(METRICS)}.") from None
 
 
 def _arrays(conf: Sequence[float], correct: Sequence[int | bool]) -> tuple[np.ndarray, np.ndarray]:
