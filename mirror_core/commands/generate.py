@@ -15,7 +15,7 @@ from mirror_core.commands import number_in
 from mirror_core.errors import ConfigError
 from mirror_core.generation import pipeline, pricing
 from mirror_core.teachers import keys
-from mirror_core.teachers.registry import SPEC_HELP, parse_spec
+from mirror_core.teachers.registry import SPEC_HELP, TeacherSpec
 
 
 def register(sub) -> None:
@@ -76,19 +76,22 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_prices_set)
 
 
-def default_max_tokens(specs: list[str]) -> tuple[int, int]:
+def default_max_tokens(specs: list[TeacherSpec]) -> tuple[int, int]:
     """(CoT, self-evaluation) length caps: a small local model on a CPU gets shorter ones."""
-    if specs and all(parse_spec(s)[0] == "local" for s in specs):
+    if specs and all(s.kind == "local" for s in specs):
         return 256, 160
     return 512, 384
 
 
 def build_config(conn, args) -> pipeline.GenConfig:
-    d_cot, d_eval = default_max_tokens(args.teacher)
+    # Each --teacher is parsed here, once (a bad one is one sentence before anything else happens);
+    # GenConfig takes the parsed specs as they are.
+    specs = [TeacherSpec.parse(s) for s in args.teacher or []]
+    d_cot, d_eval = default_max_tokens(specs)
     args.max_tokens = args.max_tokens or d_cot
     args.eval_max_tokens = args.eval_max_tokens or d_eval
     try:
-        cfg = pipeline.GenConfig(dataset=args.dataset, split=args.split, limit=args.limit, teachers=args.teacher,
+        cfg = pipeline.GenConfig(dataset=args.dataset, split=args.split, limit=args.limit, teachers=specs,
                                  n_cots=args.n_cots, k_evals=args.k_evals, temperature=args.temperature,
                                  max_tokens=args.max_tokens, eval_max_tokens=args.eval_max_tokens, seed=args.seed,
                                  base_url=args.base_url, budget_usd=args.budget, timeout_s=args.timeout,
@@ -101,12 +104,11 @@ def build_config(conn, args) -> pipeline.GenConfig:
     return cfg
 
 
-def check_keys(specs: list[str], base_url: str | None) -> None:
+def check_keys(specs: list[TeacherSpec], base_url: str | None) -> None:
     """Fail before queuing when an API teacher has no key (the job would only fail later)."""
     for spec in specs:
-        provider, _ = parse_spec(spec)
-        if provider in keys.ENV_VARS:
-            keys.get_key(provider, required=base_url is None)
+        if spec.kind in keys.ENV_VARS:
+            keys.get_key(spec.kind, required=base_url is None)
 
 
 def print_estimate(est: pricing.Estimate, as_json: bool) -> None:
@@ -127,14 +129,12 @@ def print_estimate(est: pricing.Estimate, as_json: bool) -> None:
 def cmd_generate(args) -> int:
     conn = store.connect()
     cfg = build_config(conn, args)
-    for spec in cfg.teachers:
-        parse_spec(spec)
     est = pipeline.estimate(conn, cfg)
     if args.estimate:
         print_estimate(est, args.json)
         return 0
-    check_keys(cfg.teachers, cfg.base_url)
-    if cfg.split == "test" and any(parse_spec(s)[0] == "palm" for s in cfg.teachers):
+    check_keys(cfg.specs, cfg.base_url)
+    if cfg.split == "test" and any(s.kind == "palm" for s in cfg.specs):
         print("note: PaLM CoTs on the test split are a reference for comparing students with the teacher; "
               "they are never trained on (snapshots train on train and select on dev)")
     run_id = jobs.submit(conn, "generate", cfg.as_dict(), name=args.name or f"generate {cfg.dataset}/{cfg.split}",

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from mirror_core import answers, prompts, store
-from mirror_core.configs import config_from_dict
 from mirror_core.agreement import agreement
-from mirror_core.errors import AnswerParseError, ConfigError, DataImportError, NotFoundError, TeacherError
+from mirror_core.configs import config_from_dict
+from mirror_core.errors import ConfigError, DataImportError, NotFoundError, TeacherError
 from mirror_core.generation import pricing
 from mirror_core.generation.calls import FAILED, Call, CallEngine, RetryPolicy, Stats
 from mirror_core.teachers.base import GenParams, Teacher, TeacherRequest
@@ -70,10 +70,13 @@ class GenConfig:
             raise ConfigError(f"evaluator must be 'teacher' or 'reference', not '{self.evaluator}'.")
         if not self.teachers:
             raise ConfigError("Give at least one teacher (e.g. --teacher local).")
-        from mirror_core.teachers.registry import absolute_spec
+        from mirror_core.teachers.registry import TeacherSpec
 
-        # Resolved here, in the caller's folder: the job runs from the project root.
-        self.teachers = [absolute_spec(t) for t in self.teachers]
+        # Parsed once, here, where a spec enters (the CLI, the Generate page, a job's stored config); the
+        # config keeps the canonical strings, `specs` the parsed objects. Paths are resolved in the caller's
+        # folder: the job runs from the project root.
+        self.specs = [TeacherSpec.parse(t).absolute() for t in self.teachers]
+        self.teachers = [s.raw for s in self.specs]
         if (self.n_cots is not None and self.n_cots < 1) or (self.k_evals is not None and self.k_evals < 0):
             raise ConfigError("n_cots must be at least 1 and k_evals at least 0.")
         if self.limit is not None and self.limit < 1:
@@ -292,13 +295,13 @@ def estimate(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher] |
     max_tokens. Requests already answered in the cache count as cached (free). API teachers are not built
     (`specs_models` gives (spec, provider, model) when they are not at hand); replay files are read, to
     count what they hold."""
-    from mirror_core.teachers.registry import make_teacher, parse_spec
+    from mirror_core.teachers.registry import make_teacher
 
     examples = config_examples(conn, cfg)
     if not cfg.templates:
         cfg.templates = resolve_templates(conn, {e["task_type"] for e in examples})
     est = pricing.Estimate()
-    triples = specs_models or [(s, *parse_spec(s)) for s in cfg.teachers]
+    triples = specs_models or [(s.raw, s.kind, s.model) for s in cfg.specs]
     built = {t.spec: t for t in (teachers or [])}
     for spec, provider, model in triples:
         model = model or ("smollm2" if provider == "local" else "default")
