@@ -71,7 +71,11 @@ def self_evaluate(model, tokenizer, questions: Sequence[str], choices: Sequence[
                 if arch == "causal":
                     # Only the last position's logits are needed: skip projecting every prompt token to the vocabulary.
                     extra = {"logits_to_keep": 1} if keep_arg else {}
-                    logits = model(**enc, use_cache=False, **extra).logits[:, -1, :]
+                    # Positions counted from each row's first real token, as generate() does. Without them a
+                    # left-padded row starts at position = its padding: a model with absolute position
+                    # embeddings (GPT-2) then reads another prompt, and a batch disagrees with one prompt alone.
+                    pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+                    logits = model(**enc, position_ids=pos, use_cache=False, **extra).logits[:, -1, :]
                 else:
                     start_id = model.config.decoder_start_token_id
                     dec = torch.full((len(idx), 1), start_id, dtype=torch.long, device=device)
