@@ -53,3 +53,10 @@ def test_cli_result_lines_use_the_registered_names():
     assert lines[0] == "accuracy 60.0% [40.0%, 80.0%] on 5 test examples (1 without an answer)"
     assert lines[1] == "self-evaluation: ECE 0.123, ECE (equal-mass) n/a, Brier 0.050, AUROC n/a, verdicts {}"
     assert lines[2] == "self-consistency over 3 samples: majority vote 50.0%, verdict-weighted vote 75.0%"
+
+
+def test_reliability_legend_names_ece_from_the_registry():
+    from mirror_core.evaluation import plots
+
+    fig = plots.reliability_figure({"a": {"ece": 0.0421, "reliability": []}, "b": {"ece": None, "reliability": []}})
+    assert [t.name for t in fig.data] == ["perfect calibration", "a (ECE 0.042)", "b (ECE n/a)"]

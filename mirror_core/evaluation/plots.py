@@ -27,6 +27,14 @@ def loss_series(conn: sqlite3.Connection, train_run: int) -> dict[str, list[tupl
     return out
 
 
+def _with_ece(name: str, res: dict[str, Any]) -> str:
+    """A reliability curve's legend: its name and ECE, 'n/a' when there is none (not 0.000, a perfect score)."""
+    from mirror_core.evaluation.metrics import metric
+
+    ece = metric("ece")
+    return f"{name} ({ece.label} {ece.format(res.get('ece'))})"
+
+
 def accuracy_bars(rows: list[dict[str, Any]]):
     import plotly.graph_objects as go
 
@@ -48,7 +56,7 @@ def reliability_figure(results: dict[str, dict[str, Any]]):
     for name, res in results.items():
         bins = res.get("reliability") or []
         fig.add_trace(go.Scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins],
-                                 mode="lines+markers", name=f"{name} (ECE {res.get('ece') or 0:.3f})",
+                                 mode="lines+markers", name=_with_ece(name, res),
                                  text=[f"{b['count']} items" for b in bins]))
     fig.update_layout(title="Reliability of self-evaluation", xaxis=dict(range=[0, 1], title="confidence P(correct)"),
                       yaxis=dict(range=[0, 1], title="accuracy"))
@@ -210,7 +218,7 @@ def _save_matplotlib(path, rows, results, losses) -> None:
     for name, res in results.items():
         bins = res.get("reliability") or []
         a.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-",
-               label=f"{name} (ECE {res.get('ece') or 0:.3f})")
+               label=_with_ece(name, res))
     a.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence P(correct)", ylabel="accuracy", title="Reliability of self-evaluation")
     a.legend(fontsize=7)
     a = ax[1][0]
