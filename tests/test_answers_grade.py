@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from mirror_core import answers, jobs, store
+from mirror_core import answers, store
 from mirror_core.answers import Graded, grade, grade_answer
 from mirror_core.evaluation import runner
 from mirror_core.loops import steps
 from mirror_core.review import curation
 from review_helpers import cots, seeded
+
+
+def _run(conn, kind: str) -> int:
+    """A runs row to hang rows on (no job is started)."""
+    return conn.execute("INSERT INTO runs (kind, name, status, config, created_at) VALUES (?, 'test', 'running', '{}', ?)",
+                        (kind, store.now())).lastrowid
 
 
 @pytest.mark.parametrize("text, gold, task_type, choices, expected", [
@@ -71,7 +77,7 @@ def test_loop_rationale_follows_the_rule(conn):
     ids = [conn.execute("INSERT INTO examples (dataset_id, ext_id, split, question, answer, task_type)"
                         " VALUES (?, ?, 'train', 'q', ?, 'numeric')", (ds, f"q{i}", gold)).lastrowid
            for i, gold in enumerate(["12", "about a dozen"])]
-    run_id = jobs.submit(conn, "loop", {"loop": "elad"}, start=False)
+    run_id = _run(conn, "loop")
     good, odd = steps.examples(conn, ds, "train")
     assert [good.grade("12"), good.grade("13"), good.grade(None)] == [1, 0, 0]
     assert [odd.grade("12"), odd.grade(None)] == [None, None]
@@ -88,7 +94,7 @@ def test_eval_summary_leaves_ungradable_predictions_out(conn):
                       " VALUES ('d', 'test', 'numeric', 'h', ?)", (ts,)).lastrowid
     ex = [conn.execute("INSERT INTO examples (dataset_id, ext_id, split, question, answer, task_type)"
                        " VALUES (?, ?, 'test', 'q', '4', 'numeric')", (ds, f"t{i}")).lastrowid for i in range(3)]
-    run_id = jobs.submit(conn, "eval", {"dataset": "d"}, start=False)
+    run_id = _run(conn, "eval")
     for eid, correct in zip(ex, (1, 0, None)):
         conn.execute("INSERT INTO predictions (run_id, example_id, sample_index, output, answer, correct,"
                      " confidence, created_at) VALUES (?, ?, 0, 'x', '4', ?, 0.9, ?)", (run_id, eid, correct, ts))
