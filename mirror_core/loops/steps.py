@@ -284,7 +284,7 @@ class Teachers:
 # ---------------------------------------------------------------- training through the trainer
 
 class TrainReporter:
-    """What `training.loop.train` reports to: log lines into the loop's log, stop requests from the loop's job;
+    """What `training.job.train_in_process` reports to: log lines into the loop's log, stop requests from the loop's job;
     its per-step metrics and progress stay out of the loop's own progress bar."""
 
     def __init__(self, ctx, prefix: str):
@@ -308,17 +308,18 @@ class TrainReporter:
 
 def train_items(ctx, items: list[dict], *, student: str, out_dir: Path, tasks: list[str], epochs: float,
                 max_steps: int = 0, seed: int = 0) -> Student:
-    """Fine-tune `student` (a spec or a checkpoint folder) on snapshot-like items with the project's trainer;
-    resumable (the trainer continues from out_dir/checkpoints/last). Returns the trained student."""
+    """Fine-tune `student` (a spec or a checkpoint folder) on snapshot-like items with the project's trainer,
+    through the train stage's public face (`training.job`), never its loop; resumable (the trainer continues
+    from out_dir/checkpoints/last). Returns the trained student."""
     from mirror_core.training.checkpoints import load_for_inference
     from mirror_core.training.config import TrainConfig
-    from mirror_core.training.loop import train
+    from mirror_core.training.job import train_in_process
 
     if not items:
         raise LoopError("Nothing to train on this round.")
     cfg = TrainConfig(student=student, method="step-by-step", tasks=tasks, weights={t: 1.0 for t in tasks},
                       epochs=epochs, max_steps=max_steps, eval_every=0, patience=0, seq_len=512, seed=seed)
-    train(cfg, items, TrainReporter(ctx, out_dir.name), out_dir, device=device())
+    train_in_process(cfg, items, TrainReporter(ctx, out_dir.name), out_dir, device=device())
     model, tok, _ = load_for_inference(out_dir, device(), which="last")
     return Student(model, tok, student)
 

@@ -41,6 +41,16 @@ def run(ctx) -> None:
     ctx.set_result({**loop.result_of(summary), **report})
 
 
+def train_in_process(cfg: TrainConfig, items: list[dict[str, Any]], reporter, out_dir, *,
+                     device: str | None = None) -> dict[str, Any]:
+    """Train `items` (rows shaped like snapshot_items) into `out_dir` inside this process; the way in for a
+    stage that trains within its own job (the loops). Resumes from out_dir's last checkpoint; `reporter`
+    has log, progress, metric and should_stop. Returns the trainer's summary."""
+    from mirror_core.training import loop
+
+    return loop.train(cfg, items, reporter, out_dir, device=device)
+
+
 def data_report(cfg: TrainConfig, items: list[dict[str, Any]], snapshot_id: int) -> dict[str, Any]:
     """Which tasks train on how many examples, and what became of the CoTs; refuses (TrainingError) when
     a task of the config has no training examples."""
