@@ -9,18 +9,16 @@ import json
 import sys
 
 from mirror_core import jobs, store
-from mirror_core.commands import number_in
+from mirror_core.commands import add_config_flags, config_of_args, number_in, print_wait
+from mirror_core.evaluation import job as eval_job
+from mirror_core.evaluation.job import Config as EvalConfig
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a finished train run on a split (accuracy, calibration, votes)")
-    p.add_argument("--run", type=int, required=True, help="train run id")
-    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    p.add_argument("--limit", type=number_in(int, 1), help="only the first N examples of the split")
-    p.add_argument("--samples", type=number_in(int, 1), default=1, help="sampled CoTs per question for voting (default 1: greedy only)")
-    p.add_argument("--max-new-tokens", type=number_in(int, 1), default=256)
-    p.add_argument("--batch-size", type=number_in(int, 1), default=16)
-    p.add_argument("--dataset", help="dataset name or id (default: the run's snapshot's dataset)")
+    p = sub.add_parser("eval", help="evaluate a finished train run on a split (accuracy, calibration, votes)",
+                       description="Queue an eval job and follow it. Every eval setting is a flag below, made from "
+                                   "EvalConfig's fields.")
+    add_config_flags(p, EvalConfig, names={"train_run": "--run"}, metavars={"train_run": "ID"})
     p.add_argument("--device", default="cpu", help="cpu or cuda:N")
     p.add_argument("--wait", action="store_true", help="stay until the job ends (the default)")
     p.add_argument("--background", action="store_true", help="only queue the job; print its id as JSON")
@@ -114,20 +112,8 @@ def _summary_json(res: dict, run_id: int) -> str:
 
 
 def cmd_eval(args) -> int:
-    from mirror_core.cli import print_wait
-    from mirror_core.evaluation.runner import EvalConfig
-
     conn = store.connect()
-    train = jobs.get(conn, args.run)
-    cfg = {"train_run": args.run, "split": args.split, "samples": args.samples, "max_new_tokens": args.max_new_tokens,
-           "batch_size": args.batch_size}
-    if args.limit:
-        cfg["limit"] = args.limit
-    if args.dataset:
-        cfg["dataset"] = args.dataset
-    EvalConfig.from_dict(cfg)  # refuse bad settings before queuing anything
-    run_id = jobs.submit(conn, "eval", cfg, name=f"eval of run {args.run} on {args.split}",
-                         snapshot_id=train["snapshot_id"], parent_run_id=args.run, device=args.device)
+    run_id = eval_job.submit(conn, config_of_args(args, EvalConfig), device=args.device)
     if args.background:
         print(json.dumps({"eval_run": run_id, "status": "queued"}))
         return 0

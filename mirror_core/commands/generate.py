@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import sys
 
-from mirror_core import jobs, prompts, store
-from mirror_core.commands import number_in
+from mirror_core import prompts, store
+from mirror_core.commands import number_in, print_wait
 from mirror_core.errors import ConfigError
+from mirror_core.generation import job as gen_job
 from mirror_core.generation import pipeline, pricing
-from mirror_core.teachers import keys
 from mirror_core.teachers.registry import SPEC_HELP, TeacherSpec
 
 
@@ -99,16 +99,7 @@ def build_config(conn, args) -> pipeline.GenConfig:
                                  evaluator=args.evaluator)
     except ValueError as exc:  # a sampling setting out of range (GenParams)
         raise ConfigError(f"{exc}; see `python -m mirror_core generate --help`.") from None
-    examples = pipeline.config_examples(conn, cfg)
-    cfg.templates = pipeline.resolve_templates(conn, {e["task_type"] for e in examples})
     return cfg
-
-
-def check_keys(specs: list[TeacherSpec], base_url: str | None) -> None:
-    """Fail before queuing when an API teacher has no key (the job would only fail later)."""
-    for spec in specs:
-        if spec.kind in keys.ENV_VARS:
-            keys.get_key(spec.kind, required=base_url is None)
 
 
 def print_estimate(est: pricing.Estimate, as_json: bool) -> None:
@@ -133,20 +124,13 @@ def cmd_generate(args) -> int:
     if args.estimate:
         print_estimate(est, args.json)
         return 0
-    check_keys(cfg.specs, cfg.base_url)
     if cfg.split == "test" and any(s.kind == "palm" for s in cfg.specs):
         print("note: PaLM CoTs on the test split are a reference for comparing students with the teacher; "
               "they are never trained on (snapshots train on train and select on dev)")
-    run_id = jobs.submit(conn, "generate", cfg.as_dict(), name=args.name or f"generate {cfg.dataset}/{cfg.split}",
-                         device=args.device)
+    # The same checks as the Generate page's (teachers, keys, questions), in generation.job.submit.
+    run_id = gen_job.submit(conn, cfg, name=args.name, device=args.device)
     print(f"run {run_id}: generate queued ({est.requests} requests, at most ${est.cost_usd:.4f})")
-    return cli_wait(conn, run_id) if args.wait else 0
-
-
-def cli_wait(conn, run_id: int) -> int:
-    from mirror_core.commands import print_wait
-
-    return print_wait(conn, run_id)
+    return print_wait(conn, run_id) if args.wait else 0
 
 
 def cmd_prompts_list(args) -> int:

@@ -43,7 +43,7 @@ class EvalConfig:
     seed: int = option("seed of the sampled CoTs and the bootstrap interval", 0)
     mode: str = option("which prompt produces the answer: auto (cot for a student trained on CoTs), cot, answer",
                        "auto", choices=("auto", "cot", "answer"))
-    dataset: str | None = option("dataset name or id (None: the dataset of the run's snapshot)", None)
+    dataset: str | int | None = option("dataset name or id (None: the dataset of the run's snapshot)", None)
     n_bins: int = option("bins of the reliability diagram and ECE", 10, lo=1)
     bf16: bool | None = option("bf16 autocast for generation and self-evaluation; None: where native (device.py)",
                                None)
@@ -103,7 +103,8 @@ def load_student(run_dir: Path, device: str | None = None):
 
 # ---------------------------------------------------------------- which examples
 
-def _dataset_id(conn: sqlite3.Connection, train_row: sqlite3.Row, cfg: EvalConfig) -> int:
+def dataset_of(conn: sqlite3.Connection, train_row: sqlite3.Row, cfg: EvalConfig) -> int:
+    """The dataset an eval reads: the one named in the config, else the one of the train run's snapshot."""
     if cfg.dataset is not None:
         row = conn.execute("SELECT id FROM datasets WHERE name = ? OR CAST(id AS TEXT) = ?",
                            (str(cfg.dataset), str(cfg.dataset))).fetchone()
@@ -154,7 +155,7 @@ def evaluate(conn: sqlite3.Connection, run_id: int, cfg: EvalConfig, *,
                               " lists them.")
     if train_row["status"] != "succeeded":
         raise EvaluationError(f"Train run {cfg.train_run} is {train_row['status']}; evaluate it once it has succeeded.")
-    dataset_id = _dataset_id(conn, train_row, cfg)
+    dataset_id = dataset_of(conn, train_row, cfg)
     examples = select_examples(conn, dataset_id, cfg.split, cfg.limit)
     wanted = [0] + (list(range(1, cfg.samples + 1)) if cfg.samples > 1 else [])
     have: dict[int, int] = {r[0]: r[1] for r in conn.execute(

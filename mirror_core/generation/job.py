@@ -1,4 +1,8 @@
-"""The "generate" job handler: builds the teachers and runs the pipeline, reporting progress and cost.
+"""The generate stage's public face: `Config` (GenConfig), `validate`, `submit` and `run(ctx)`, the job kind
+"generate". The CLI's `generate` and the Generate page both queue through `submit`, so both refuse a bad
+config (an unknown teacher, a missing key, a dataset or split with no questions) with the same sentence.
+
+`run(ctx)` builds the teachers and runs the pipeline, reporting progress and cost.
 
 Keys come from the process environment (the app passes typed keys through the launched process's
 environment; the CLI inherits the shell's), never from the config. Resuming runs the handler again: the
@@ -11,10 +15,41 @@ ends with failed requests ends "finished with N failed" (status failed, exit 1),
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from mirror_core import jobs
 from mirror_core.errors import IncompleteRunError
 from mirror_core.generation import pipeline
+from mirror_core.teachers import keys
 from mirror_core.teachers.registry import make_teacher
+
+Config = pipeline.GenConfig
+
+
+def validate(conn, cfg: pipeline.GenConfig | dict[str, Any],
+             keys_env: dict[str, str] | None = None) -> pipeline.GenConfig:
+    """The config once every check that can fail before sending has passed: the config itself, each teacher
+    spec, the questions it covers exist, and an API teacher has a key (typed ones come in `keys_env`, by
+    environment variable name). The prompt template versions are fixed here, when the job is made."""
+    cfg = cfg if isinstance(cfg, pipeline.GenConfig) else pipeline.GenConfig.from_dict(cfg)
+    for spec in cfg.specs:  # parsed by GenConfig: an unknown teacher is refused there
+        if spec.kind in keys.ENV_VARS:  # a server at --base-url may take no key
+            keys.get_key(spec.kind, (keys_env or {}).get(keys.env_var(spec.kind)), required=cfg.base_url is None)
+    examples = pipeline.config_examples(conn, cfg)
+    if not cfg.templates:
+        cfg.templates = pipeline.resolve_templates(conn, {e["task_type"] for e in examples})
+    return cfg
+
+
+def submit(conn, cfg: pipeline.GenConfig | dict[str, Any], *, name: str | None = None, device: str = "cpu",
+           keys_env: dict[str, str] | None = None, start: bool = True) -> int:
+    """Validate, then queue a generate job; API keys reach its process environment only, never the config."""
+    cfg = validate(conn, cfg, keys_env)
+    run_id = jobs.submit(conn, "generate", cfg.as_dict(), name=name or f"generate {cfg.dataset}/{cfg.split}",
+                         device=device, start=False)
+    if start:
+        jobs.start_ready(conn, extra_env=keys_env or None)
+    return run_id
 
 
 def run(ctx) -> None:
@@ -81,6 +116,4 @@ def launch(conn, cfg: dict, *, name: str | None = None, device: str = "cpu",
 
 def resume(conn, run_id: int, keys_env: dict[str, str] | None = None) -> None:
     """`jobs.resume` for a generate run, passing typed API keys through the relaunched process's environment."""
-    from mirror_core import jobs
-
     jobs.resume(conn, run_id, extra_env=keys_env or None)

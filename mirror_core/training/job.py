@@ -1,4 +1,7 @@
-"""Job kind "train": `run(ctx)` trains the run's snapshot with `ctx.config` (a TrainConfig dict).
+"""The train stage's public face: `Config` (TrainConfig), `validate`, `submit` and `run(ctx)`, the job kind "train".
+
+The CLI's `train` and the Train page both queue through `submit`, so both refuse a bad config with the
+same sentence before a job exists. `run(ctx)` trains the run's snapshot with `ctx.config` (a TrainConfig dict).
 
 Idempotent as the runner requires: when `checkpoints/last/` exists the loop resumes from it (same step,
 optimizer, scheduler and RNG), and a finished run returns at once. With several ranks (several picked
@@ -8,13 +11,41 @@ every rank; rank 0 reports to the store.
 
 from __future__ import annotations
 
+import copy
 import signal
 import subprocess
 from typing import Any
 
+from mirror_core import jobs, models
 from mirror_core.errors import TrainingError
+from mirror_core.snapshots import get_snapshot
 from mirror_core.training import launch
 from mirror_core.training.config import TrainConfig
+
+Config = TrainConfig
+
+
+def validate(conn, cfg: TrainConfig | dict[str, Any], snapshot: str | int):
+    """(config, snapshot row) once every check that can fail before training has passed: the config itself,
+    the student spec loads (`models.check_student_spec`), the snapshot exists and has training examples
+    for the config's tasks. Raises the stage's typed error with the fix."""
+    from mirror_core.training import data
+
+    cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+    cfg.student = models.check_student_spec(cfg.student)
+    snap = get_snapshot(conn, snapshot)
+    # On a copy: require_data drops an untrainable critique task, which the job itself reports in its result.
+    copy.copy(cfg).require_data(data.task_counts(data.load_items(conn, snap["id"]), cfg.tasks, "train"),
+                                f"snapshot {snap['name']}")
+    return cfg, snap
+
+
+def submit(conn, cfg: TrainConfig | dict[str, Any], *, snapshot: str | int, device: str = "cpu",
+           name: str | None = None, start: bool = True) -> int:
+    """Validate, then queue a train job on the snapshot (name or id); returns the run id."""
+    cfg, snap = validate(conn, cfg, snapshot)
+    return jobs.submit(conn, "train", cfg.to_dict(), name=name or f"{cfg.method} {cfg.student} on {snap['name']}",
+                       snapshot_id=snap["id"], device=device, start=start)
 
 
 def run(ctx) -> None:
