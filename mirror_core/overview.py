@@ -62,11 +62,11 @@ def quickstart_svamp(conn: sqlite3.Connection) -> tuple[str, int]:
     540B CoTs of its train questions (and all dev questions, for model selection) with reference verdicts.
     No teacher call is paid; the job takes seconds. Returns (import summary, generate run id)."""
     from mirror_core.data.importing import import_source
-    from mirror_core.generation.pipeline import GenConfig, count_split, resolve_templates, select_examples
+    from mirror_core.generation import job as gen_job
+    from mirror_core.generation.pipeline import GenConfig, count_split
 
     result = import_source(conn, "svamp")
     cfg = GenConfig(dataset=result.name, teachers=["palm"], split="train",
                     dev_limit=count_split(conn, result.name, "dev"), evaluator="reference")
-    cfg.templates = resolve_templates(conn, {e["task_type"] for e in select_examples(conn, result.name, "train", 1)})
-    run_id = jobs.submit(conn, "generate", cfg.as_dict(), name="quick start: PaLM CoTs on SVAMP")
+    run_id = gen_job.submit(conn, cfg, name="quick start: PaLM CoTs on SVAMP")
     return result.summary(), run_id

@@ -89,7 +89,7 @@ def stale_count(conn: sqlite3.Connection, rationale_id: int) -> int:
 def reevaluate(conn: sqlite3.Connection, rationale_id: int, *, label: str | None = None, start: bool = True) -> int:
     """Queue the generate run that wrote this CoT again: its cached CoTs cost nothing and every CoT whose
     text changed gets new self-evaluations of its current text. Returns the new run id."""
-    from mirror_core import jobs
+    from mirror_core.generation import job as gen_job  # the generate stage's submit, checks included
 
     row = _rationale(conn, rationale_id)
     name = label or f"CoT {rationale_id}"
@@ -102,7 +102,7 @@ def reevaluate(conn: sqlite3.Connection, rationale_id: int, *, label: str | None
     if not cfg.get("k_evals"):
         raise CurationError(f"{name} came from run {run['id']}, which wrote no self-evaluations (K = 0); "
                             "launch a generation with K > 0 on the Generate page.")
-    return jobs.submit(conn, "generate", cfg, name=f"re-evaluate edited CoTs (as run {run['id']})", start=start)
+    return gen_job.submit(conn, cfg, name=f"re-evaluate edited CoTs (as run {run['id']})", start=start)
 
 
 def history(conn: sqlite3.Connection, rationale_id: int) -> list[dict]:
