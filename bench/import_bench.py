@@ -2,13 +2,16 @@
 
 Makes a JSONL file of N rows (default 200,000; GSM-like question, numeric gold, rationale, split), then
 imports it with each method in its own subprocess and reports rows/s, CPU time and peak memory. Ours
-converts a large file in a worker process (see `importing._parallel_batches`): its CPU time is included
+converts a large file in a worker process (see `fastpath.parallel_batches`): its CPU time is included
 and its peak memory is shown apart ("worker": `ru_maxrss` of the largest waited-for child). Peak memory is the
 child's own `ru_maxrss`; "growth" is the peak minus the peak before the import started (after imports
 of libraries), i.e. what the import itself needed. Both are also run at N/4 rows to show how memory
 scales with the file size: ours should stay flat, pandas grows with the file.
 
-    .venv/bin/python bench/import_bench.py [--rows 200000]
+    .venv/bin/python bench/import_bench.py [--rows 200000] [--methods ours,pandas] [--repeat 1]
+
+`--methods ours,ours-inprocess,ours-serial --repeat 3` compares the importer's conversion paths with
+each other in one run (interleaved, so a background load hits them alike).
 """
 
 from __future__ import annotations
@@ -57,11 +60,24 @@ def _cpu_s() -> float:
     return total
 
 
+def _use_path(method: str) -> None:
+    """Pin the importer to one conversion path (for `--methods`; the default picks by file size)."""
+    import contextlib
+
+    from mirror_core.data import fastpath
+
+    if method in ("ours-inprocess", "ours-serial"):
+        fastpath.PARALLEL_MIN_BYTES = float("inf")
+    if method == "ours-serial":
+        fastpath.prefetched = lambda items, depth=2: contextlib.nullcontext(items)
+
+
 def worker(method: str, path: str, home: str) -> None:
-    if method == "ours":
+    if method.startswith("ours"):
         from mirror_core import store
         from mirror_core.data.importing import import_source
 
+        _use_path(method)
         conn = store.connect(home)
         base = _maxrss_mb()
         c0, t0 = _cpu_s(), time.perf_counter()
@@ -99,41 +115,68 @@ def run(method: str, path: Path, tmp: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+METHODS = {
+    "ours": "the importer as shipped",
+    "ours-inprocess": "ours without the worker process (the helper thread only)",
+    "ours-serial": "ours converting and writing in one thread",
+    "pandas": "pandas read_json(lines=True) + to_sql",
+}
+
+
+def _median_run(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--methods", default="ours,pandas",
+                    help="comma-separated, in run order: " + "; ".join(f"{k}: {v}" for k, v in METHODS.items()))
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each method per size, interleaved; the median run (by wall time) is compared")
     ap.add_argument("--worker", nargs=3, metavar=("METHOD", "FILE", "HOME"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(*args.worker)
         return
+    methods = args.methods.split(",")
+    if unknown := [m for m in methods if m not in METHODS]:
+        ap.error(f"unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     with tempfile.TemporaryDirectory(prefix="import-bench-") as d:
         tmp = Path(d)
-        results = {}
+        results: dict[tuple[str, int], list[dict]] = {}
         for n in (args.rows // 4, args.rows):
             path = tmp / f"rows{n}.jsonl"
             make_file(path, n)
             size_mb = path.stat().st_size / 2**20
-            for method in ("ours", "pandas"):
-                r = run(method, path, tmp)
-                assert r["rows"] == n, r
-                results[(method, n)] = r
-                print(f"{method:7} {n:>8,} rows ({size_mb:6.1f} MB): {n / r['seconds']:>10,.0f} rows/s  "
-                      f"{r['seconds']:6.2f} s (CPU {r['cpu_s']:5.2f} s)  peak RSS {r['peak_mb']:7.1f} MB  growth {r['peak_mb'] - r['base_mb']:7.1f} MB"
-                      + (f"  worker {r['worker_mb']:5.1f} MB" if r["worker_mb"] else ""),
-                      flush=True)
+            for _ in range(args.repeat):
+                for method in methods:
+                    r = run(method, path, tmp)
+                    assert r["rows"] == n, r
+                    results.setdefault((method, n), []).append(r)
+                    print(f"{method:14} {n:>8,} rows ({size_mb:6.1f} MB): {n / r['seconds']:>10,.0f} rows/s  "
+                          f"{r['seconds']:6.2f} s (CPU {r['cpu_s']:5.2f} s)  peak RSS {r['peak_mb']:7.1f} MB  "
+                          f"growth {r['peak_mb'] - r['base_mb']:7.1f} MB"
+                          + (f"  worker {r['worker_mb']:5.1f} MB" if r["worker_mb"] else "")
+                          + f"  (load {os.getloadavg()[0]:.1f})", flush=True)
         n = args.rows
-        ours, pand = results[("ours", n)], results[("pandas", n)]
+        med = {key: _median_run(runs) for key, runs in results.items()}
         grow = lambda r: r["peak_mb"] - r["base_mb"]  # noqa: E731
-        print(f"\nspeed ours/pandas at {n:,} rows: {pand['seconds'] / ours['seconds']:.2f}x "
-              f"(>= 1.0 means at least as fast); CPU time pandas/ours {pand['cpu_s'] / ours['cpu_s']:.2f}x "
-              "\n(ours converts rows in a worker process while this one writes to SQLite; its CPU counts the "
-              "worker's. That overlap only shortens wall time when a second core is free)")
-        print(f"peak RSS ours/pandas: {ours['peak_mb'] / pand['peak_mb']:.2f}x; "
-              f"import growth ours {grow(ours):.1f} MB vs pandas {grow(pand):.1f} MB")
-        small = results[("ours", n // 4)]
-        print(f"memory vs file size (x4 rows): ours growth {grow(small):.1f} -> {grow(ours):.1f} MB, "
-              f"pandas {grow(results[('pandas', n // 4)]):.1f} -> {grow(pand):.1f} MB")
+        which = f"median of {args.repeat} runs" if args.repeat > 1 else "one run"
+        if "ours" in methods and "pandas" in methods:
+            ours, pand = med[("ours", n)], med[("pandas", n)]
+            print(f"\nspeed ours/pandas at {n:,} rows ({which}): {pand['seconds'] / ours['seconds']:.2f}x "
+                  f"(>= 1.0 means at least as fast); CPU time pandas/ours {pand['cpu_s'] / ours['cpu_s']:.2f}x")
+            print(f"peak RSS ours/pandas: {ours['peak_mb'] / pand['peak_mb']:.2f}x; "
+                  f"import growth ours {grow(ours):.1f} MB vs pandas {grow(pand):.1f} MB")
+            print(f"memory vs file size (x4 rows): ours growth {grow(med[('ours', n // 4)]):.1f} -> {grow(ours):.1f} MB, "
+                  f"pandas {grow(med[('pandas', n // 4)]):.1f} -> {grow(pand):.1f} MB")
+        if "ours" in methods:
+            for other in (m for m in methods if m.startswith("ours-")):
+                for size in (n // 4, n):
+                    a, b = med[("ours", size)], med[(other, size)]
+                    print(f"{other} vs ours at {size:,} rows ({which}): wall {b['seconds']:.2f} vs {a['seconds']:.2f} s "
+                          f"({b['seconds'] / a['seconds']:.2f}x), CPU {b['cpu_s']:.2f} vs {a['cpu_s']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import streamlit as st
 from mirror_core import answers, store
 from mirror_core.data import importing, queries
 from mirror_core.data.builtin import BUILTINS
+from mirror_core.data.mapping import FIELDS, ColumnMap, suggest_columns
+from mirror_core.data.sources import default_name, preview, save_upload
 from mirror_core.errors import MirrorError
 
 st.set_page_config(page_title="Data · Mind's Mirror Studio", page_icon="🪞", layout="wide")
@@ -37,27 +39,27 @@ with upload_tab:
     upload = st.file_uploader("JSONL, JSON, CSV, TSV or Parquet", type=["jsonl", "json", "csv", "tsv", "parquet"],
                               key="upload")
     if upload is not None:
-        path = importing.save_upload(upload.name, upload.getvalue())
+        path = save_upload(upload.name, upload.getvalue())
         try:
-            keys, sample = importing.preview(str(path))
+            keys, sample = preview(str(path))
         except MirrorError as exc:
             st.error(str(exc))
         else:
             st.dataframe(pd.DataFrame(sample).astype(str), hide_index=True)
-            guess = importing.suggest_columns(keys)
+            guess = suggest_columns(keys)
             options = ["(none)"] + keys
             cols = st.columns(6)
             mapping = {}
-            for col, field in zip(cols, importing.FIELDS):
+            for col, field in zip(cols, FIELDS):
                 default = guess[field]
                 mapping[field] = col.selectbox(field, options, index=options.index(default) if default else 0,
                                                key=f"map_{field}")
             c1, c2 = st.columns(2)
             task = c1.selectbox("Task type", ["detect"] + list(answers.TASK_TYPES), key="upload_task_type")
-            name = c2.text_input("Dataset name", importing.default_name(upload.name), key="upload_name")
+            name = c2.text_input("Dataset name", default_name(upload.name), key="upload_name")
             if st.button("Import file", type="primary", key="import_upload"):
                 run_import(str(path), name=name,
-                           columns=importing.ColumnMap(**{f: (v if v != "(none)" else None) for f, v in mapping.items()}),
+                           columns=ColumnMap(**{f: (v if v != "(none)" else None) for f, v in mapping.items()}),
                            task_type=None if task == "detect" else task)
 
 with hf_tab:

@@ -8,7 +8,8 @@ import pytest
 
 from mirror_core.answers import normalize_gold
 from mirror_core.data import builtin
-from mirror_core.data.importing import import_source, split_by_bucket
+from mirror_core.data.importing import import_source
+from mirror_core.data.rows import split_by_bucket
 from mirror_core.errors import DataImportError
 
 

@@ -8,8 +8,9 @@ import random
 
 import pytest
 
-from mirror_core.data import importing
-from mirror_core.data.importing import ColumnMap, import_source
+from mirror_core.data import rows as data_rows
+from mirror_core.data.importing import import_source
+from mirror_core.data.mapping import ColumnMap
 from mirror_core.data.queries import count_examples, list_datasets, page_examples
 from mirror_core.errors import DataImportError
 
@@ -41,7 +42,7 @@ def test_jsonl_with_mapping_detects_numeric_and_carves_dev(conn, tmp_path):
     assert (row["answer"], row["rationale"]) == ("100", "50 + 50 = 100")
     # The carve is a seeded rule on the id: the same rows land in dev every time.
     dev1 = {x[0] for x in conn.execute("SELECT ext_id FROM examples WHERE split = 'dev'")}
-    assert dev1 == {f"q{i}" for i in range(0, 200, 2) if importing.bucket(f"q{i}") < importing.DEV_FRACTION}
+    assert dev1 == {f"q{i}" for i in range(0, 200, 2) if data_rows.bucket(f"q{i}") < data_rows.DEV_FRACTION}
 
 
 def test_csv_multiple_choice_with_letters_texts_and_indexes(conn, tmp_path):
@@ -76,7 +77,7 @@ def test_no_split_column_uses_seeded_80_10_10(conn, tmp_path):
     assert sum(r.counts.values()) == 1000
     assert 740 < r.counts["train"] < 860 and 60 < r.counts["dev"] < 140 and 60 < r.counts["test"] < 140
     for row in conn.execute("SELECT ext_id, split FROM examples"):
-        assert row["split"] == importing.split_by_bucket(row["ext_id"], *importing.DEFAULT_SPLIT)
+        assert row["split"] == data_rows.split_by_bucket(row["ext_id"], *data_rows.DEFAULT_SPLIT)
 
 
 def test_json_list_and_parquet(conn, tmp_path):
@@ -152,7 +153,7 @@ def test_empty_files(populated, tmp_path):
 
 
 def test_invalid_json_on_row_5000(populated, tmp_path, monkeypatch):
-    monkeypatch.setattr(importing, "BATCH", 500)  # several batches are written before the bad row
+    monkeypatch.setattr(data_rows, "BATCH", 500)  # several batches are written before the bad row
     lines = [json.dumps({"id": i, "question": f"q{i}", "answer": i}) for i in range(1, 6001)]
     lines[4999] = '{"id": 5000, "question": "q5000", "answer": 5000'
     f = tmp_path / "big.jsonl"
@@ -179,7 +180,7 @@ def test_wrong_encoding(populated, tmp_path, suffix):
 
 
 def test_gold_that_does_not_parse(populated, tmp_path, monkeypatch):
-    monkeypatch.setattr(importing, "BATCH", 10)
+    monkeypatch.setattr(data_rows, "BATCH", 10)
     rows = [{"id": i, "question": f"q{i}", "answer": str(i)} for i in range(60)]
     rows[47]["answer"] = "about a dozen"
     f = write_jsonl(tmp_path / "gold.jsonl", rows)
@@ -193,7 +194,7 @@ def test_gold_that_does_not_parse(populated, tmp_path, monkeypatch):
 
 
 def test_bad_split_value_and_duplicate_id(populated, tmp_path, monkeypatch):
-    monkeypatch.setattr(importing, "BATCH", 4)
+    monkeypatch.setattr(data_rows, "BATCH", 4)
     before = snapshot(populated)
     rows = [{"id": i, "question": "q", "answer": 1, "split": "train"} for i in range(10)]
     rows[6]["split"] = "holdout"
@@ -260,7 +261,7 @@ def test_queries_page_and_filter(conn, tmp_path):
 def test_large_file_duplicate_in_a_later_batch_and_bad_unicode(populated, tmp_path, monkeypatch):
     """Past the detection sample rows are converted in a helper thread and written in batches; errors
     found there still name the row and leave the store unchanged."""
-    monkeypatch.setattr(importing, "BATCH", 500)
+    monkeypatch.setattr(data_rows, "BATCH", 500)
     rows = [{"id": f"r{i}", "question": f"What is {i} + 1?", "answer": f"{i + 1:,}", "split": "train"}
             for i in range(3000)]
     rows[2600]["id"] = "r1700"

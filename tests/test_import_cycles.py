@@ -41,9 +41,6 @@ NAME_TABLE_SEAMS = {"mirror_core.jobs"}
 PENDING: dict[tuple[str, str], str] = {
     ("mirror_core.commands.loop", "mirror_core.cli"):
         "use commands.print_wait instead of cli.print_wait (commands/loop.py:7, :60)",
-    ("mirror_core.data.importing", "mirror_core.data.builtin"):
-        "import_source dispatches to builtin.import_builtin, which is built on importing.import_records: "
-        "the dispatch over sources belongs in a module above both (the importer split of issue 12)",
 }
 
 

@@ -42,7 +42,7 @@ def test_cli_input_errors_are_one_line(home, args, expect):
 
 # ---------------------------------------------------------------- files past the parser's limits
 
-from mirror_core.data import importing  # noqa: E402
+from mirror_core.data import importing, sources  # noqa: E402
 from mirror_core.errors import DataImportError  # noqa: E402
 
 DEEP = 100_000
@@ -90,7 +90,7 @@ def test_gzip_of_blank_lines_says_no_rows_fast(home, conn, tmp_path):
 
 
 def test_line_and_row_limits_fail_fast_with_the_limit_named(home, conn, tmp_path, monkeypatch):
-    monkeypatch.setattr(importing, "MAX_LINE_BYTES", 2**20)
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 2**20)
     path = tmp_path / "long.jsonl"
     path.write_text('{"question":"q","answer":"1"}\n{"question":"' + "x" * (3 * 2**20) + '","answer":"1"}\n')
     with pytest.raises(DataImportError, match=r"row 2: the line is longer than the limit of 1 MiB"):
@@ -107,10 +107,10 @@ def test_uploads_are_stored_by_content_hash_with_a_sane_extension(home, conn):
     a = b'{"question":"q","answer":"1"}\n{"question":"r","answer":"2"}\n'
     b = b'{"question":"s","answer":"3"}\n{"question":"t","answer":"4"}\n'
     long_name = ("x" * 300) + ".jsonl"  # over 255 bytes: was OSError
-    p1 = importing.save_upload(long_name, a)
-    p2 = importing.save_upload("data.jsonl", b)
-    p3 = importing.save_upload("data.jsonl", a)  # same name as p2, other content: was an overwrite
-    p4 = importing.save_upload("....jsonl", b)  # was saved as "jsonl", no extension
+    p1 = sources.save_upload(long_name, a)
+    p2 = sources.save_upload("data.jsonl", b)
+    p3 = sources.save_upload("data.jsonl", a)  # same name as p2, other content: was an overwrite
+    p4 = sources.save_upload("....jsonl", b)  # was saved as "jsonl", no extension
     assert p1 == p3 and p2 == p4 and p1 != p2
     assert p1.read_bytes() == a and p2.read_bytes() == b
     assert all(p.suffix == ".jsonl" and len(p.name.encode()) < 255 for p in (p1, p2))

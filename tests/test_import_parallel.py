@@ -8,8 +8,10 @@ import json
 import pytest
 
 from mirror_core import store
-from mirror_core.data import importing
-from mirror_core.data.importing import ColumnMap, import_source
+from mirror_core.data import fastpath
+from mirror_core.data.importing import import_source
+from mirror_core.data.mapping import ColumnMap
+from mirror_core.data.rows import DEV_FRACTION, bucket
 from mirror_core.errors import DataImportError
 
 
@@ -17,11 +19,11 @@ from mirror_core.errors import DataImportError
 def worker_path(monkeypatch):
     """Send every file down the worker-process path, in small blocks (many of them), and count the
     blocks the worker process really converted."""
-    monkeypatch.setattr(importing, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(importing, "CHUNK_BYTES", 4096)
-    monkeypatch.setattr(importing, "START_INLINE", False)  # wait for the worker: every block goes there
+    monkeypatch.setattr(fastpath, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(fastpath, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(fastpath, "START_INLINE", False)  # wait for the worker: every block goes there
     seen = {"pools": 0, "blocks": 0}
-    real = importing._start_worker
+    real = fastpath._start_worker
 
     def spy():
         worker = real()
@@ -36,7 +38,7 @@ def worker_path(monkeypatch):
             worker.send = counting
         return worker
 
-    monkeypatch.setattr(importing, "_start_worker", spy)
+    monkeypatch.setattr(fastpath, "_start_worker", spy)
     return seen
 
 
@@ -75,7 +77,7 @@ def import_both(tmp_path, monkeypatch, text, name="data.jsonl", **kw):
         home = tmp_path / f"home{int(parallel)}"
         conn = store.connect(home)
         with monkeypatch.context() as m:
-            m.setattr(importing, "PARALLEL_MIN_BYTES", 0 if parallel else 10**12)
+            m.setattr(fastpath, "PARALLEL_MIN_BYTES", 0 if parallel else 10**12)
             r = import_source(conn, str(f), **kw)
         out.append((r, rows_of(conn, r.dataset_id)))
         conn.close()
@@ -83,14 +85,14 @@ def import_both(tmp_path, monkeypatch, text, name="data.jsonl", **kw):
 
 
 def test_worker_gives_identical_rows_and_hash(tmp_path, monkeypatch, worker_path):
-    monkeypatch.setattr(importing, "PARALLEL_MIN_BYTES", 10**12)  # the first import stays in-process
+    monkeypatch.setattr(fastpath, "PARALLEL_MIN_BYTES", 10**12)  # the first import stays in-process
     f = tmp_path / "mixed.jsonl"
     f.write_bytes(mixed_lines(3000).encode("utf-8"))
     results = []
     for parallel in (False, True):
         conn = store.connect(tmp_path / f"home{int(parallel)}")
         if parallel:
-            monkeypatch.setattr(importing, "PARALLEL_MIN_BYTES", 0)
+            monkeypatch.setattr(fastpath, "PARALLEL_MIN_BYTES", 0)
         r = import_source(conn, str(f))
         results.append((r.content_hash, r.counts, r.task_type, rows_of(conn, r.dataset_id)))
         conn.close()
@@ -110,7 +112,7 @@ def test_worker_dev_carve_and_tiny_train_fallback(tmp_path, monkeypatch, worker_
     assert (a.content_hash, a.counts, rows_a) == (b.content_hash, b.counts, rows_b) and a.counts["dev"] > 50
     # Only two train rows, both in the worker's part of the file and neither below the carve bucket:
     # the one with the smallest bucket moves to dev (the fallback carve).
-    ids = [f"t{i}" for i in range(5000) if importing.bucket(f"t{i}") >= importing.DEV_FRACTION][:1500]
+    ids = [f"t{i}" for i in range(5000) if bucket(f"t{i}") >= DEV_FRACTION][:1500]
     rows = [{"id": x, "question": f"q {x}", "answer": "7", "split": "test"} for x in ids]
     rows[1200]["split"] = rows[1400]["split"] = "train"
     (tmp_path / "tiny").mkdir()
@@ -135,7 +137,7 @@ def test_dev_rows_after_the_sample_put_pre_carved_rows_back(tmp_path, monkeypatc
                                             + b"\x00" + r["split"].encode()).digest(), "big") for r in rows)
     assert b.content_hash == hashlib.sha256(f"{len(rows)}:{acc % 2**256:064x}".encode()).hexdigest()
     # One train row (one the carve rule would move), after the sample: too few to carve from.
-    low = next(f"s{i}" for i in range(100) if importing.bucket(f"s{i}") < importing.DEV_FRACTION)
+    low = next(f"s{i}" for i in range(100) if bucket(f"s{i}") < DEV_FRACTION)
     rows = [{"id": f"u{i}", "question": f"q{i}", "answer": "1", "split": "test"} for i in range(1500)]
     rows[1400] = {"id": low, "question": "q", "answer": "1", "split": "train"}
     (tmp_path / "one").mkdir()
@@ -175,7 +177,7 @@ def test_worker_errors_match_in_process(conn, tmp_path, monkeypatch, worker_path
     f = _write(tmp_path / name, text)
     errors = []
     for threshold in (10**12, 0):  # in-process, then the worker
-        monkeypatch.setattr(importing, "PARALLEL_MIN_BYTES", threshold)
+        monkeypatch.setattr(fastpath, "PARALLEL_MIN_BYTES", threshold)
         with pytest.raises(DataImportError, match=message) as e:
             import_source(conn, str(f))
         errors.append((str(e.value), e.value.file, e.value.row, e.value.column))
@@ -197,8 +199,8 @@ def test_bad_encoding_past_the_sample(conn, tmp_path, monkeypatch, worker_path):
 def test_no_worker_process_converts_here(tmp_path, monkeypatch):
     """Where no process can be started, the same import runs in this process with the same result."""
     rows = "".join(json.dumps({"id": i, "question": f"q{i}", "answer": i}) + "\n" for i in range(2000))
-    monkeypatch.setattr(importing, "_start_worker", lambda: None)
-    monkeypatch.setattr(importing, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(fastpath, "_start_worker", lambda: None)
+    monkeypatch.setattr(fastpath, "CHUNK_BYTES", 4096)
     (a, rows_a), (b, rows_b) = import_both(tmp_path, monkeypatch, rows, columns=ColumnMap(id="id"))
     assert (a.content_hash, a.counts, rows_a) == (b.content_hash, b.counts, rows_b) and a.rows == 2000
 
@@ -206,9 +208,9 @@ def test_no_worker_process_converts_here(tmp_path, monkeypatch):
 def test_worker_killed_midway_the_rest_is_converted_here(tmp_path, monkeypatch):
     rows = "".join(json.dumps({"id": i, "question": f"q{i}", "answer": i, "split": ["train", "test"][i % 2]}) + "\n"
                    for i in range(4000))
-    monkeypatch.setattr(importing, "CHUNK_BYTES", 4096)
-    monkeypatch.setattr(importing, "START_INLINE", False)
-    real, sent = importing._start_worker, []
+    monkeypatch.setattr(fastpath, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(fastpath, "START_INLINE", False)
+    real, sent = fastpath._start_worker, []
 
     def spy():
         worker = real()
@@ -223,7 +225,7 @@ def test_worker_killed_midway_the_rest_is_converted_here(tmp_path, monkeypatch):
         worker.send = send_then_die
         return worker
 
-    monkeypatch.setattr(importing, "_start_worker", spy)
+    monkeypatch.setattr(fastpath, "_start_worker", spy)
     (a, rows_a), (b, rows_b) = import_both(tmp_path, monkeypatch, rows)
     assert (a.content_hash, a.counts, rows_a) == (b.content_hash, b.counts, rows_b) and b.rows == 4000
     assert len(sent) >= 5
@@ -231,10 +233,10 @@ def test_worker_killed_midway_the_rest_is_converted_here(tmp_path, monkeypatch):
 
 def test_small_files_stay_in_process(conn, tmp_path, monkeypatch):
     started = []
-    monkeypatch.setattr(importing, "_start_worker", lambda: started.append(1))
+    monkeypatch.setattr(fastpath, "_start_worker", lambda: started.append(1))
     f = _write(tmp_path / "small.jsonl", "".join(json.dumps({"question": f"q{i}", "answer": i}) + "\n"
                                                  for i in range(3000)))
-    assert f.stat().st_size < importing.PARALLEL_MIN_BYTES
+    assert f.stat().st_size < fastpath.PARALLEL_MIN_BYTES
     assert import_source(conn, str(f)).rows == 3000 and started == []
 
 
@@ -246,7 +248,7 @@ def test_line_blocks_split_like_file_iteration(tmp_path):
         expected = list(enumerate(fh, 1))
     for skip in (0, 2, 4):
         got = []
-        for block, first in importing._line_blocks(f, skip, 64):
+        for block, first in fastpath._line_blocks(f, skip, 64):
             parts = block.split(b"\n")
             parts = [p + b"\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
             got.extend(enumerate(parts, first))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror_core.data import importing
+from mirror_core.data import rows as data_rows
 from mirror_core.data.importing import import_source
 from mirror_core.errors import DataImportError
 
@@ -90,7 +90,7 @@ def test_mostly_words_still_imports_as_free_text(conn, tmp_path):
 
 
 def test_threshold_is_half_the_sample(conn, tmp_path):
-    assert importing.MOSTLY_NUMERIC == 0.5
+    assert data_rows.MOSTLY_NUMERIC == 0.5
     # Exactly half numbers: asked (ambiguous); one number fewer: free text.
     half = [{"question": f"q{i}", "answer": g} for i, g in enumerate(["1", "2", "red", "green"])]
     with pytest.raises(DataImportError, match=r"row 3, column 'answer'.*2 of the first 4 golds are numbers"):

@@ -36,7 +36,8 @@ def register(subparsers) -> None:
 
 
 def cmd_import(args) -> int:
-    from mirror_core.data.importing import ColumnMap, import_source
+    from mirror_core.data.importing import import_source
+    from mirror_core.data.mapping import ColumnMap
 
     columns = ColumnMap(id=args.id, question=args.question, answer=args.answer, rationale=args.rationale,
                         choices=args.choices, split=args.split)

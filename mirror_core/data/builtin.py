@@ -20,7 +20,8 @@
   (``shares_templates_with: gsm8k-test``) — never train on it and evaluate on GSM8K.
 
 Package folders are found with `importlib.util.find_spec` so their `__init__` (heavy, or importing `llm`)
-never runs.
+never runs. This module only opens the sources (`open_builtin`); `importing.import_source` imports them
+like any other.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import sqlite3
 from pathlib import Path
 from typing import Iterator
 
 from mirror_core.answers import split_solution
-from mirror_core.data.importing import ColumnMap, ImportResult, RecordSource, import_records, split_by_bucket
+from mirror_core.data.mapping import ColumnMap
+from mirror_core.data.rows import split_by_bucket
+from mirror_core.data.sources import RecordSource
 from mirror_core.errors import DataImportError
 
 GSM8K_SEED = "gsm8k-split-v1"
@@ -151,9 +153,9 @@ def gsm_symbolic_records(size: int = GSM_SYMBOLIC_SIZE, seed: int = GSM_SYMBOLIC
                     "difficulty": md.get("difficulty")}
 
 
-def import_builtin(conn: sqlite3.Connection, builtin: str, *, name: str | None = None,
-                   task_type: str | None = None) -> ImportResult:
-    """Import one of BUILTINS through the ordinary importer (same checks, hashing and transaction)."""
+def open_builtin(builtin: str) -> tuple[RecordSource, ColumnMap, str]:
+    """One of BUILTINS as a source for the ordinary importer (same checks, hashing and transaction), with
+    its column mapping and task type."""
     if builtin not in BUILTINS:
         raise DataImportError(f"unknown built-in; choose one of {', '.join(BUILTINS)}", file=builtin)
     if builtin == "gsm8k":
@@ -182,5 +184,5 @@ def import_builtin(conn: sqlite3.Connection, builtin: str, *, name: str | None =
     columns = ColumnMap(id="id", question="question", answer="answer", split="split",
                         rationale=None if builtin in ("commonsense_qa", "svamp") else "rationale",
                         choices="choices" if builtin == "commonsense_qa" else None)
-    return import_records(conn, src, name=name or builtin, columns=columns, task_type=task_type or tt)
+    return src, columns, tt
 
