@@ -11,7 +11,7 @@ from mirror_core import jobs, prompts, store
 from mirror_core.errors import MirrorError
 from mirror_core.generation import calls, job as gen_job, pipeline, pricing
 from mirror_core.teachers import keys
-from mirror_core.teachers.registry import parse_spec
+from mirror_core.teachers.registry import TeacherSpec
 from mirror_core.ui import progress as live
 from mirror_core.ui import settings
 
@@ -58,7 +58,11 @@ teachers = c1.multiselect("Teachers", PRESETS, default=["local"], key="g_teacher
 extra = c2.text_input("More teachers (comma-separated specs)", key="g_extra",
                       placeholder="openai:MODEL, local:PATH, replay:outputs.jsonl")
 specs = teachers + [s.strip() for s in extra.split(",") if s.strip()]
-only_local = bool(specs) and all(s.split(":")[0] == "local" for s in specs)
+try:  # each spec parsed once, here; a bad one is shown below, where the estimate would be
+    parsed, spec_error = [TeacherSpec.parse(s) for s in specs], None
+except MirrorError as exc:
+    parsed, spec_error = [], exc
+only_local = bool(parsed) and all(s.kind == "local" for s in parsed)
 c1, c2, c3, c4, c5 = st.columns(5)
 n_cots = c1.number_input("CoTs per question (N)", 1, 20, 3, key="g_n")
 k_evals = c2.number_input("Self-evaluations per CoT (K)", 0, 20, 2, key="g_k")
@@ -107,9 +111,9 @@ cfg = None
 try:
     if not specs:
         raise MirrorError("Choose at least one teacher.")
-    for s in specs:
-        parse_spec(s)
-    cfg = pipeline.GenConfig(dataset=dataset, split=split, limit=int(limit) or None, teachers=specs,
+    if spec_error:
+        raise spec_error
+    cfg = pipeline.GenConfig(dataset=dataset, split=split, limit=int(limit) or None, teachers=parsed,
                              n_cots=int(n_cots), k_evals=int(k_evals), temperature=float(temperature),
                              max_tokens=int(max_tokens), eval_max_tokens=int(eval_max), base_url=base_url,
                              budget_usd=float(budget) or None, dev_limit=int(dev_limit))
@@ -125,7 +129,7 @@ else:
     m4.metric("Cost (at most)", f"${est['cost_usd']:.4f}")
     if est["unpriced"]:
         st.caption(f"No price for {', '.join(est['unpriced'])}: counted as $0. Add one under Prices.")
-    if any(parse_spec(s)[0] == "local" for s in specs) and est["requests"]:
+    if any(s.kind == "local" for s in cfg.specs) and est["requests"]:
         todo = est["max_output_tokens"] * (est["requests"] - est["cached"]) / est["requests"]
         secs, rate = live.local_teacher_estimate_s(conn, int(todo))
         if secs > live.WARN_AFTER_S:
@@ -134,7 +138,7 @@ else:
     if st.button("Launch generation", type="primary", key="g_launch"):
         try:
             for s in specs:
-                provider = parse_spec(s)[0]
+                provider = TeacherSpec.parse(s).kind
                 if provider in keys.ENV_VARS:
                     keys.get_key(provider, ss.get(f"key_{provider}"), required=base_url is None)
             run_id = gen_job.launch(conn, cfg.as_dict(), name=f"generate {dataset}/{split}", keys_env=keys_env())

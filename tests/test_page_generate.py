@@ -118,3 +118,17 @@ def test_started_banner_stays_and_the_picker_follows_the_status(home, conn):
     assert at.selectbox(key="g_run_pick").value == run_id
     assert "succeeded" in at.selectbox(key="g_run_pick").format_func(run_id)
     assert any(str(getattr(p, "text", "")).startswith("succeeded: ") for p in at.get("progress"))
+
+
+def test_a_bad_teacher_spec_is_one_sentence_and_local_only_sets_short_caps(home, conn):
+    _dataset(conn)
+    at = _app().run()
+    at.multiselect(key="g_teachers").set_value(["local"]).run()
+    assert (at.number_input(key="g_max").value, at.number_input(key="g_emax").value) == (256, 160)
+    at.text_input(key="g_extra").set_value("bogus:zzz").run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        "Unknown teacher 'bogus:zzz'; use palm (the built-in PaLM 540B CoTs for svamp and commonsense_qa), fake, "
+        "fake:NAME, local (the offline SmolLM2), local:ID_OR_PATH, anthropic:MODEL, openai:MODEL (with a base URL "
+        "for compatible servers) or replay:PATH."]
+    assert not at.metric  # no estimate for a run that cannot start
