@@ -8,7 +8,7 @@ from mirror_core import snapshots
 from mirror_core.data.importing import import_source
 from mirror_core.generation import pipeline
 from mirror_core.teachers import palm
-from mirror_core.teachers.registry import display_name, make_teacher, parse_spec
+from mirror_core.teachers.registry import TeacherSpec, display_name, make_teacher
 
 
 def test_svamp_counts_split_and_equation_kept(conn):
@@ -28,7 +28,7 @@ def test_cut_completion_stops_at_invented_question():
 
 
 def test_palm_teacher_spec_and_outputs():
-    assert parse_spec("palm") == ("palm", None)
+    assert (TeacherSpec.parse("palm").kind, TeacherSpec.parse("palm").model) == ("palm", None)
     t = make_teacher("palm")
     assert t.spec == "palm" and display_name("palm") == "PaLM 540B (distilling step-by-step release)"
     out = palm.palm_outputs()

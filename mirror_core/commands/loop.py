@@ -33,13 +33,13 @@ def submit(conn, loop: str, *, dataset: str, student: str, teachers: list[str], 
     from mirror_core import models
     from mirror_core.loops.job import validate
     from mirror_core.loops.steps import dataset_id
-    from mirror_core.teachers.registry import parse_spec
+    from mirror_core.teachers.registry import TeacherSpec
 
     cfg = {"loop": loop, "dataset": dataset, "student": student, "teachers": list(teachers), "budget": budget,
            "rounds": rounds, **settings}
     validate(cfg)
     for spec in cfg["teachers"]:
-        parse_spec(spec)  # bogus:zzz or run:999 is no teacher
+        TeacherSpec.parse(spec)  # bogus:zzz or run:999 is no teacher
     cfg["student"] = models.check_student_spec(student)  # a hub id not in the offline cache, run:N without a checkpoint
     dataset_id(conn, dataset)  # fail now, not in the background, when the dataset does not exist
     return jobs.submit(conn, "loop", cfg, name=f"{loop} {dataset}", device=device)

@@ -65,12 +65,6 @@ class TeacherSpec:
         return self.raw
 
 
-def parse_spec(spec: str) -> tuple[str, str | None]:
-    """(kind, model) of a spec. Until the Generate page and the loop command take TeacherSpec (issue 12)."""
-    parsed = TeacherSpec.parse(spec)
-    return parsed.kind, parsed.model
-
-
 def make_teacher(spec: "str | TeacherSpec", base_url: str | None = None, *, api_key: str | None = None,
                  timeout_s: float | None = None, device: str | None = None) -> Teacher:
     """Build the teacher a spec names. `api_key` is an in-memory override of the env var / secrets."""
