@@ -100,3 +100,24 @@ def test_eval_summary_leaves_ungradable_predictions_out(conn):
                      " confidence, created_at) VALUES (?, ?, 0, 'x', '4', ?, 0.9, ?)", (run_id, eid, correct, ts))
     out = runner.summarize(conn, run_id)
     assert (out["n"], out["accuracy"], out["ungradable"]) == (2, 0.5, 1)
+
+
+def test_mapd_pays_to_fix_graded_mistakes_only(conn, home, monkeypatch):
+    from loops_helpers import context, make_dataset, use_reviewing_fakes
+    from mirror_core.loops import job, mapd
+
+    use_reviewing_fakes(monkeypatch)
+    ds = make_dataset(conn, n_train=4, n_dev=2)
+    odd = conn.execute("SELECT id FROM examples WHERE dataset_id = ? AND split = 'train' ORDER BY id LIMIT 1",
+                       (ds,)).fetchone()[0]
+    conn.execute("UPDATE examples SET answer = 'about a dozen' WHERE id = ?", (odd,))
+    cfg = {"loop": "mapd", "dataset": "arith", "student": "tiny", "teachers": ["fake:a", "fake:b"],
+           "budget": mapd.calls_per_mistake(2), "rounds": 1, "pool": 4, "eval_limit": 2, "max_new_tokens": 12,
+           "train_steps": 1}
+    ctx = context(conn, home, cfg)
+    job.run(ctx)
+    mine = steps.step_record(conn, ctx.run_id, 1, "mine")
+    by_id = {a["example_id"]: a["correct"] for a in mine["answered"]}
+    assert len(by_id) == 4 and by_id[odd] is None
+    assert mine["n_wrong"] == sum(1 for c in by_id.values() if c == 0)  # the ungradable one is no mistake
+    assert odd not in {m["example_id"] for m in mine["mistakes"]}

@@ -137,9 +137,9 @@ def run(ctx, cfg: MapdConfig) -> dict:
             answered, mistakes = [], []
             for e, t in zip(pool, texts):
                 pred = e.read_answer(t[0])
-                ok = e.is_correct(pred)
+                ok = e.grade(pred)  # 1, 0, or None when the gold does not parse
                 answered.append({"example_id": e.id, "pred": pred, "correct": ok})
-                if not ok:
+                if ok == 0:  # an ungradable answer is not known to be a mistake: no teacher is paid to fix it
                     mistakes.append((e, t[0], pred))
             take = mistakes[:left // per]
             with store.transaction(conn):

@@ -87,9 +87,6 @@ class Example:
         """1 right, 0 wrong, None ungradable (the gold does not parse): `answers.grade_answer`'s rule."""
         return answers.grade_answer(pred, self.answer, self.task_type, self.choices)
 
-    def is_correct(self, pred: str | None) -> bool:
-        return self.grade(pred) == 1
-
 
 def dataset_id(conn: sqlite3.Connection, name: str) -> int:
     row = conn.execute("SELECT id FROM datasets WHERE name = ? OR CAST(id AS TEXT) = ?", (name, str(name))).fetchone()
