@@ -16,6 +16,7 @@ from typing import Any, Callable
 from mirror_core import jobs, snapshots, store
 from mirror_core.errors import EvaluationError, MirrorError
 from mirror_core.evaluation import compare, plots
+from mirror_core.evaluation.metrics import metric
 
 # name -> training settings; Mind's Mirror both joint and two-stage (self-evaluation first, PAPERS.md §1)
 METHODS: dict[str, dict[str, Any]] = {
@@ -24,6 +25,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "mindsmirror": {"method": "mindsmirror"},
     "mindsmirror-two-stage": {"method": "mindsmirror", "schedule": "two-stage"},
 }
+# The metrics the comparison shows after accuracy, in order; names and formats come from metrics.METRICS.
+SHOWN_METRICS = ("ece", "brier", "auroc", "accuracy_at_80", "majority_accuracy", "weighted_accuracy")
+ACC_CI = f"{metric('accuracy').label} [95% CI]"
 TABLE_COLUMNS = ("method", "train_run", "eval_run", "student", "snapshot", "n", "accuracy", "accuracy_lo",
                  "accuracy_hi", "ece", "ece_mass", "brier", "auroc", "majority_accuracy", "weighted_accuracy", "accuracy_at_80",
                  "teacher_cost_usd", "train_seconds", "eval_seconds")
@@ -134,7 +138,11 @@ def write_report(conn, eval_ids: dict[str, int], out: str | Path) -> dict[str, A
         d = compare.example_diff(conn, base, e)
         compare.export_csv(d, out / f"diff-answer-only-vs-{method}.csv")
         files.append(f"diff-answer-only-vs-{method}.csv")
-        diffs[method] = compare.diff_counts(d)
+        counts = compare.diff_counts(d)
+        diffs[method] = {**counts, "mcnemar_p": mcnemar_p(counts["fixed"], counts["broken"])}
+    if diffs:
+        (out / "diffs.md").write_text(diffs_markdown(diffs))
+        files.append("diffs.md")
     by_label = {f"{m} (#{e})": results[e] for m, e in eval_ids.items()}
     losses = {f"{m} (#{e})": plots.loss_series(conn, table[e]["train_run"]) for m, e in eval_ids.items()}
     summary: dict[str, Any] = {"out": str(out), "table": rows, "diffs_vs_answer_only": diffs}
@@ -213,19 +221,12 @@ def experiment_view(conn, eval_ids: dict[str, int]) -> dict[str, Any]:
     rows = _table_rows(eval_ids, table, results)
     trained = {m: plots.self_eval_trained(conn, table[e]["train_run"], results.get(e)) for m, e in eval_ids.items()}
 
-    def pct(v):
-        return "–" if v is None else f"{100 * v:.1f}%"
+    def cell(key, r):  # a metric as its registry formats it; calibration of an untrained self-evaluation: why not
+        m = metric(key)
+        return plots.NOT_SELF_EVAL if m.calibration and trained[r["method"]] is False else m.format(r[key], "–")
 
-    def num(v, method):
-        if trained[method] is False:
-            return plots.NOT_SELF_EVAL
-        return "–" if v is None else f"{v:.3f}"
-
-    shown = [{"method": r["method"], "n": r["n"],
-              "accuracy [95% CI]": f"{pct(r['accuracy'])} [{pct(r['accuracy_lo'])}, {pct(r['accuracy_hi'])}]",
-              "ECE": num(r["ece"], r["method"]), "Brier": num(r["brier"], r["method"]),
-              "AUROC": num(r["auroc"], r["method"]), "acc. @80% coverage": pct(r["accuracy_at_80"]),
-              "majority vote": pct(r["majority_accuracy"]), "verdict-weighted vote": pct(r["weighted_accuracy"]),
+    shown = [{"method": r["method"], "n": r["n"], ACC_CI: _with_ci(r),
+              **{metric(k).label: cell(k, r) for k in SHOWN_METRICS},
               "train run": r["train_run"], "eval run": r["eval_run"]} for r in rows]
     by_label = {f"{m} (#{e})": results.get(e, {}) for m, e in eval_ids.items()}
     return {"rows": rows, "shown": shown,
@@ -245,19 +246,42 @@ def accuracy_at_coverage(curve: list[dict[str, float]], coverage: float) -> floa
     return None
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    def f(v, pct=False):
-        if v is None:
-            return "–"
-        if isinstance(v, float):
-            return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
-        return str(v)
+def mcnemar_p(fixed: int, broken: int) -> float:
+    """Exact two-sided McNemar p-value for paired right/wrong outcomes on the same questions.
 
-    head = ("| method | n | accuracy [95% CI] | ECE | Brier | AUROC | acc. @80% coverage | majority vote |"
-            " verdict-weighted vote | teacher $ | train s | eval s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    Only the discordant questions count (right under one method, wrong under the other); under the null
+    each is equally likely either way, so the p-value is a two-sided binomial tail at 1/2. It is the
+    test that fits "same test items for every method"; the per-method bootstrap intervals ignore the
+    pairing and so overlap even where the paired difference is clear."""
+    from math import comb
+
+    n, k = fixed + broken, min(fixed, broken)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def diffs_markdown(diffs: dict[str, dict[str, Any]]) -> str:
+    head = ("| vs answer-only | fixed (b right, a wrong) | broken | both right | both wrong | exact McNemar p |\n"
+            "|---|---|---|---|---|---|\n")
+    return head + "".join(f"| {m} | {c['fixed']} | {c['broken']} | {c['both right']} | {c['both wrong']} | "
+                          f"{c['mcnemar_p']:.3g} |\n" for m, c in diffs.items())
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    def f(v):
+        return "–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    names = ["method", "n", ACC_CI, *(metric(k).label for k in SHOWN_METRICS), "teacher $", "train s", "eval s"]
+    head = "| " + " | ".join(names) + " |\n" + "|---" * len(names) + "|\n"
     return head + "".join(
-        f"| {r['method']} | {r['n']} | {f(r['accuracy'], True)} [{f(r['accuracy_lo'], True)}, {f(r['accuracy_hi'], True)}]"
-        f" | {f(r['ece'])} | {f(r['brier'])} | {f(r['auroc'])} | {f(r.get('accuracy_at_80'), True)}"
-        f" | {f(r.get('majority_accuracy'), True)} | {f(r.get('weighted_accuracy'), True)}"
-        f" | {f(r['teacher_cost_usd'])} | {f(r['train_seconds'])} | {f(r.get('eval_seconds'))} |\n"
+        f"| {r['method']} | {r['n']} | {_with_ci(r)} | "
+        + " | ".join(metric(k).format(r.get(k), "–") for k in SHOWN_METRICS)
+        + f" | {f(r['teacher_cost_usd'])} | {f(r['train_seconds'])} | {f(r.get('eval_seconds'))} |\n"
         for r in rows)
+
+
+def _with_ci(r: dict[str, Any]) -> str:
+    """Accuracy with its 95% bootstrap interval: "60.0% [40.0%, 80.0%]"."""
+    acc = metric("accuracy")
+    return f"{acc.format(r['accuracy'], '–')} [{acc.format(r['accuracy_lo'], '–')}, {acc.format(r['accuracy_hi'], '–')}]"
