@@ -60,3 +60,16 @@ def test_reliability_legend_names_ece_from_the_registry():
 
     fig = plots.reliability_figure({"a": {"ece": 0.0421, "reliability": []}, "b": {"ece": None, "reliability": []}})
     assert [t.name for t in fig.data] == ["perfect calibration", "a (ECE 0.042)", "b (ECE n/a)"]
+
+
+def test_experiment_table_takes_names_and_formats_from_the_registry():
+    from mirror_core.evaluation import experiment
+
+    rows = [{"method": "a", "n": 5, "accuracy": 0.6, "accuracy_lo": 0.2, "accuracy_hi": None, "ece": 0.1234,
+             "brier": None, "auroc": 0.75, "accuracy_at_80": 0.5, "majority_accuracy": None,
+             "weighted_accuracy": 0.66666, "teacher_cost_usd": 0.0, "train_seconds": 12.5, "eval_seconds": None}]
+    assert experiment.markdown_table(rows).splitlines() == [
+        "| method | n | accuracy [95% CI] | ECE | Brier | AUROC | acc. @80% coverage | majority vote |"
+        " verdict-weighted vote | teacher $ | train s | eval s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| a | 5 | 60.0% [20.0%, –] | 0.123 | – | 0.750 | 50.0% | – | 66.7% | 0.000 | 12.500 | – |"]
