@@ -136,12 +136,8 @@ else:
             st.warning(f"The local teacher needs up to {live.duration(secs)} for this on this machine "
                        f"({rate:.0f} tokens/s measured). Fewer questions or CoTs, or fewer max tokens, are quicker.")
     if st.button("Launch generation", type="primary", key="g_launch"):
-        try:
-            for s in specs:
-                provider = TeacherSpec.parse(s).kind
-                if provider in keys.ENV_VARS:
-                    keys.get_key(provider, ss.get(f"key_{provider}"), required=base_url is None)
-            run_id = gen_job.launch(conn, cfg.as_dict(), name=f"generate {dataset}/{split}", keys_env=keys_env())
+        try:  # submit checks what the CLI checks: teachers, keys (typed here or in the environment), questions
+            run_id = gen_job.submit(conn, cfg, name=f"generate {dataset}/{split}", keys_env=keys_env())
         except MirrorError as exc:
             st.error(str(exc))
         else:
@@ -197,7 +193,7 @@ if row["status"] in ("failed", "cancelled") and c2.button("Resume", key="g_resum
 if row["status"] in jobs.TERMINAL and c3.button("Retry failed requests", key="g_retry"):
     n = calls.reset_failed(conn, run_id=run_id)
     try:
-        new_id = gen_job.launch(conn, store.loads(row["config"]), name=f"retry of run {run_id}", keys_env=keys_env())
+        new_id = gen_job.submit(conn, store.loads(row["config"]), name=f"retry of run {run_id}", keys_env=keys_env())
     except MirrorError as exc:
         st.error(str(exc))
     else:

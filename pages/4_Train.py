@@ -5,13 +5,13 @@ import time
 import pandas as pd
 import streamlit as st
 
-from mirror_core import config, jobs, models, store
+from mirror_core import config, jobs, store
 from mirror_core import device as device_info
-from mirror_core.commands.train import submit
 from mirror_core.errors import MirrorError
 from mirror_core.evaluation import plots
 from mirror_core.snapshots import list_snapshots
 from mirror_core.training import checkpoints
+from mirror_core.training import job as train_job
 from mirror_core.training.config import METHODS, SCHEDULES, TASKS, TrainConfig
 from mirror_core.ui import progress, settings
 
@@ -95,14 +95,13 @@ with st.expander("New training run", expanded=not jobs.list_runs(conn, "train"))
                        f"{len(tasks)} task(s)). For a first try use student `tiny` or set Max steps.")
         if st.button("Launch", type="primary", key="launch"):
             try:
-                student = models.check_student_spec(student)
-                cfg = TrainConfig(student=student, method=method, tasks=tasks, weights=weights, schedule=schedule,
+                cfg = TrainConfig(student=student.strip(), method=method, tasks=tasks, weights=weights, schedule=schedule,
                                   lr=lr or None, max_steps=int(max_steps), epochs=float(epochs),
                                   eval_every=int(eval_every), seq_len=int(seq_len),
                                   batch_tokens=int(batch_tokens) or None, grad_accum=int(grad_accum),
                                   patience=int(patience), packing=None if packing else False,
                                   lora=lora, grad_checkpointing=gc, compile=compile_)
-                run_id = submit(conn, cfg, snap, device)
+                run_id = train_job.submit(conn, cfg, snapshot=snap, device=device)  # validates as the CLI does
                 st.session_state["run"] = st.session_state["run_pick"] = run_id  # follow the new run
                 settings.remember(st.session_state, "train", FORM + [k for k in st.session_state
                                                                      if str(k).startswith(("tasks_", "w_"))])

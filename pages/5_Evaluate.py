@@ -8,6 +8,7 @@ from streamlit.errors import StreamlitAPIException
 from mirror_core import jobs, store
 from mirror_core.errors import MirrorError
 from mirror_core.evaluation import compare, plots
+from mirror_core.evaluation import job as eval_job
 from mirror_core.ui import progress
 from mirror_core.ui import settings
 
@@ -39,8 +40,7 @@ else:
         if limit:
             cfg["limit"] = int(limit)
         try:
-            run_id = jobs.submit(conn, "eval", cfg, name=f"eval of run {pick['id']} on {split}",
-                                 snapshot_id=pick["snapshot_id"], parent_run_id=pick["id"])
+            run_id = eval_job.submit(conn, cfg)  # validates as the CLI's eval does
         except MirrorError as exc:
             st.error(str(exc))
         else:

@@ -4,9 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from mirror_core import jobs, store
-from mirror_core.commands.loop import submit
 from mirror_core.data.queries import list_datasets
 from mirror_core.errors import MirrorError
+from mirror_core.loops import job as loop_job
 from mirror_core.loops import view
 from mirror_core.ui import progress, settings
 
@@ -49,8 +49,8 @@ def launch(loop: str) -> None:
     if st.button("Run in the background", key=f"{loop}_go", type="primary"):
         specs = [t.strip() for t in teachers.split(",") if t.strip()]
         try:  # submit runs the loop config's own checks: teachers, student, settings, dataset
-            rid = submit(conn, loop, dataset=ds, student=student.strip(), teachers=specs,
-                         budget=int(budget), rounds=int(rounds))
+            rid = loop_job.submit(conn, {"loop": loop, "dataset": ds, "student": student.strip(), "teachers": specs,
+                                         "budget": int(budget), "rounds": int(rounds)})
         except MirrorError as exc:  # loop checks name CLI flags; on this page they are the Teachers field
             st.error(str(exc).replace("(--teacher A --teacher B)", "in the Teachers field")
                      .replace("(--teacher SPEC)", "in the Teachers field"))

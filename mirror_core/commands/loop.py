@@ -1,11 +1,13 @@
-"""`python -m mirror_core loop elad|mapd|critic --dataset NAME --student SPEC --teacher SPEC ... [--wait]`."""
+"""`python -m mirror_core loop elad|mapd|critic --dataset NAME --student SPEC --teacher SPEC ... [--wait]`:
+queues through the loop stage's `submit` (mirror_core/loops/job.py)."""
 
 from __future__ import annotations
 
 import json
 
-from mirror_core import cli, jobs, store
-from mirror_core.commands import number_in
+from mirror_core import store
+from mirror_core.commands import number_in, print_wait
+from mirror_core.loops import job as loop_job
 
 
 def register(sub) -> None:
@@ -24,27 +26,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_loop)
 
 
-def submit(conn, loop: str, *, dataset: str, student: str, teachers: list[str], budget: int, rounds: int,
-           device: str = "cpu", **settings) -> int:
-    """Check a loop's settings and queue it as a background job (the CLI and the Loops page both use this).
-
-    Every check that can fail runs here, before the job exists: the loop's own settings, each teacher spec
-    and the student spec — so a bad value is one sentence now, not a failed run in the background."""
-    from mirror_core import models
-    from mirror_core.loops.job import validate
-    from mirror_core.loops.steps import dataset_id
-    from mirror_core.teachers.registry import TeacherSpec
-
-    cfg = {"loop": loop, "dataset": dataset, "student": student, "teachers": list(teachers), "budget": budget,
-           "rounds": rounds, **settings}
-    validate(cfg)
-    for spec in cfg["teachers"]:
-        TeacherSpec.parse(spec)  # bogus:zzz or run:999 is no teacher
-    cfg["student"] = models.check_student_spec(student)  # a hub id not in the offline cache, run:N without a checkpoint
-    dataset_id(conn, dataset)  # fail now, not in the background, when the dataset does not exist
-    return jobs.submit(conn, "loop", cfg, name=f"{loop} {dataset}", device=device)
-
-
 def cmd_loop(args) -> int:
     settings = {}
     for kv in args.set:
@@ -54,7 +35,8 @@ def cmd_loop(args) -> int:
         except ValueError:
             settings[k.strip()] = v
     conn = store.connect()
-    run_id = submit(conn, args.loop, dataset=args.dataset, student=args.student, teachers=args.teachers,
-                    budget=args.budget, rounds=args.rounds, device=args.device, **settings)
+    cfg = {"loop": args.loop, "dataset": args.dataset, "student": args.student, "teachers": args.teachers,
+           "budget": args.budget, "rounds": args.rounds, **settings}
+    run_id = loop_job.submit(conn, cfg, device=args.device)  # the same checks as the Loops page's
     print(f"run {run_id}: loop {args.loop} queued")
-    return cli.print_wait(conn, run_id) if args.wait else 0
+    return print_wait(conn, run_id) if args.wait else 0

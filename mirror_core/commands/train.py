@@ -32,7 +32,3 @@ def cmd_train(args) -> int:
     student = store.loads(jobs.get(conn, run_id)["config"])["student"]
     print(json.dumps({"run": run_id}) if args.json else f"run {run_id}: queued (train {student} on {args.snapshot})")
     return print_wait(conn, run_id) if args.wait else 0
-
-
-def submit(conn, cfg, snapshot, device="cpu", name=None) -> int:  # R4-TEMP: gone once pages/4_Train.py calls train_job.submit
-    return train_job.submit(conn, cfg, snapshot=snapshot, device=device, name=name)

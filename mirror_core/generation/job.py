@@ -104,16 +104,6 @@ def run(ctx) -> None:
             + "; see the error table (`teacher_calls`), then resume the run to send the failed ones again.")
 
 
-def launch(conn, cfg: dict, *, name: str | None = None, device: str = "cpu",
-           keys_env: dict[str, str] | None = None) -> int:
-    """Queue a generate job and start it with API keys in its process environment only (never the config)."""
-    from mirror_core import jobs
-
-    run_id = jobs.submit(conn, "generate", cfg, name=name, device=device, start=False)
-    jobs.start_ready(conn, extra_env=keys_env or None)
-    return run_id
-
-
 def resume(conn, run_id: int, keys_env: dict[str, str] | None = None) -> None:
     """`jobs.resume` for a generate run, passing typed API keys through the relaunched process's environment."""
     jobs.resume(conn, run_id, extra_env=keys_env or None)

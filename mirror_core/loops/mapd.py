@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mirror_core import store
+from mirror_core.configs import config_from_dict
 from mirror_core.loops import peer_review
 from mirror_core.loops import steps as S
 
@@ -73,7 +74,7 @@ class MapdConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MapdConfig":
-        cfg = S.config_from_dict(cls, d, "MAPD")
+        cfg = config_from_dict(cls, d, label="MAPD", error=S.LoopError, ignore=("loop",))
         if not cfg.teachers or len(set(cfg.teachers)) < 2:
             raise S.LoopError("MAPD's peer review needs two or more different teachers "
                               "(--teacher A --teacher B).")

@@ -15,21 +15,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from mirror_core import answers, formats, store
 from mirror_core.errors import LoopError, NotFoundError
-
-
-def config_from_dict(cls, d: dict, label: str):
-    """Build a loop's config dataclass from a job config, refusing unknown settings by name."""
-    known = {f.name for f in fields(cls)}
-    bad = sorted(set(d) - known - {"loop"})
-    if bad:
-        raise LoopError(f"Unknown {label} setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}.")
-    return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # ---------------------------------------------------------------- step records
