@@ -37,6 +37,11 @@ def list_datasets(conn: sqlite3.Connection) -> list[DatasetInfo]:
             for r in conn.execute("SELECT * FROM datasets ORDER BY id")]
 
 
+def dataset_names(conn: sqlite3.Connection) -> list[str]:
+    """Every data set's name, A to Z: what the pickers list (one cheap query, no split counts)."""
+    return [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")]
+
+
 def get_dataset(conn: sqlite3.Connection, name: str) -> DatasetInfo:
     for ds in list_datasets(conn):
         if ds.name == name:

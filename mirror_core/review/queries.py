@@ -345,10 +345,6 @@ def teachers(conn: sqlite3.Connection, kind: str = "cot") -> list[str]:
         "SELECT DISTINCT author FROM rationales WHERE kind = ? ORDER BY author", (kind,))]
 
 
-def dataset_names(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")]
-
-
 VERDICTS = ("correct", "wrong", "uncertain", "unparsed")
 
 

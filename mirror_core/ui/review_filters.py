@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from mirror_core import config, store
+from mirror_core.data.queries import dataset_names
 from mirror_core.errors import MirrorError
 from mirror_core.review import curation, queries
 from mirror_core.review.filters import CHOICES, LABELS, ReviewFilter
@@ -137,7 +138,7 @@ def sidebar(db: sqlite3.Connection, f: ReviewFilter, facets: dict) -> None:
         st.header("Filters")
         st.text_input("Search questions, CoTs, critiques", key="f_q", placeholder='e.g. marbles "final step"',
                       help="Full-text search (words are ANDed; \"quoted phrase\"; prefix*).")
-        names = queries.dataset_names(db)
+        names = dataset_names(db)
         if ss.get("f_dataset") and ss["f_dataset"] not in names:
             names.append(ss["f_dataset"])
         st.selectbox("Dataset", _opts(names), key="f_dataset", format_func=lambda v: v or "all datasets")

@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from mirror_core import snapshots
+from mirror_core.data.queries import dataset_names
 from mirror_core.errors import MirrorError
-from mirror_core.review import queries
 
 
 def _create(db: sqlite3.Connection) -> None:
@@ -24,7 +24,7 @@ def _create(db: sqlite3.Connection) -> None:
 
 def _freeze_form(db: sqlite3.Connection) -> None:
     st.subheader("Freeze a training set")
-    names = queries.dataset_names(db)
+    names = dataset_names(db)
     s1, s2, s3 = st.columns([2, 2, 2])
     s1.text_input("Name", key="snap_name", placeholder="e.g. gsm8k-correct-v1")
     s2.selectbox("Policy", list(snapshots.POLICIES), key="snap_policy",
