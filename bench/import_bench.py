@@ -2,16 +2,15 @@
 
 Makes a JSONL file of N rows (default 200,000; GSM-like question, numeric gold, rationale, split), then
 imports it with each method in its own subprocess and reports rows/s, CPU time and peak memory. Ours
-converts a large file in a worker process (see `fastpath.parallel_batches`): its CPU time is included
-and its peak memory is shown apart ("worker": `ru_maxrss` of the largest waited-for child). Peak memory is the
+converts rows in a helper thread while it writes to SQLite (see `fastpath.prefetched`). Peak memory is the
 child's own `ru_maxrss`; "growth" is the peak minus the peak before the import started (after imports
 of libraries), i.e. what the import itself needed. Both are also run at N/4 rows to show how memory
 scales with the file size: ours should stay flat, pandas grows with the file.
 
     .venv/bin/python bench/import_bench.py [--rows 200000] [--methods ours,pandas] [--repeat 1]
 
-`--methods ours,ours-inprocess,ours-serial --repeat 3` compares the importer's conversion paths with
-each other in one run (interleaved, so a background load hits them alike).
+`--methods ours,ours-serial --repeat 3` compares the importer with and without its helper thread in one
+run (interleaved, so a background load hits them alike).
 """
 
 from __future__ import annotations
@@ -61,13 +60,11 @@ def _cpu_s() -> float:
 
 
 def _use_path(method: str) -> None:
-    """Pin the importer to one conversion path (for `--methods`; the default picks by file size)."""
+    """Pin the importer to one conversion path (for `--methods`; `ours` is the importer as shipped)."""
     import contextlib
 
     from mirror_core.data import fastpath
 
-    if method in ("ours-inprocess", "ours-serial"):
-        fastpath.PARALLEL_MIN_BYTES = float("inf")
     if method == "ours-serial":
         fastpath.prefetched = lambda items, depth=2: contextlib.nullcontext(items)
 
@@ -82,7 +79,7 @@ def worker(method: str, path: str, home: str) -> None:
         base = _maxrss_mb()
         c0, t0 = _cpu_s(), time.perf_counter()
         result = import_source(conn, path, name="bench")
-        elapsed, cpu = time.perf_counter() - t0, _cpu_s() - c0  # the worker process has been waited for
+        elapsed, cpu = time.perf_counter() - t0, _cpu_s() - c0
         rows = result.rows
     else:
         import sqlite3
@@ -99,9 +96,7 @@ def worker(method: str, path: str, home: str) -> None:
         conn.commit()
         elapsed, cpu = time.perf_counter() - t0, _cpu_s() - c0
         rows = conn.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
-    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"rows": rows, "seconds": elapsed, "cpu_s": cpu, "peak_mb": _maxrss_mb(), "base_mb": base,
-                      "worker_mb": worker_mb}))
+    print(json.dumps({"rows": rows, "seconds": elapsed, "cpu_s": cpu, "peak_mb": _maxrss_mb(), "base_mb": base}))
 
 
 def run(method: str, path: Path, tmp: Path) -> dict:
@@ -117,7 +112,6 @@ def run(method: str, path: Path, tmp: Path) -> dict:
 
 METHODS = {
     "ours": "the importer as shipped",
-    "ours-inprocess": "ours without the worker process (the helper thread only)",
     "ours-serial": "ours converting and writing in one thread",
     "pandas": "pandas read_json(lines=True) + to_sql",
 }
@@ -157,7 +151,6 @@ def main() -> None:
                     print(f"{method:14} {n:>8,} rows ({size_mb:6.1f} MB): {n / r['seconds']:>10,.0f} rows/s  "
                           f"{r['seconds']:6.2f} s (CPU {r['cpu_s']:5.2f} s)  peak RSS {r['peak_mb']:7.1f} MB  "
                           f"growth {r['peak_mb'] - r['base_mb']:7.1f} MB"
-                          + (f"  worker {r['worker_mb']:5.1f} MB" if r["worker_mb"] else "")
                           + f"  (load {os.getloadavg()[0]:.1f})", flush=True)
         n = args.rows
         med = {key: _median_run(runs) for key, runs in results.items()}

@@ -8,7 +8,7 @@
 - `mapping.py` resolves which column holds each field (given, or found by its usual names);
 - `rows.py` detects the task type from the first `DETECT_SAMPLE` rows and converts each record into an
   `examples` row, folding it into the content hash;
-- `fastpath.py` overlaps that conversion with the SQLite writes;
+- `fastpath.py` overlaps that conversion with the SQLite writes (a helper thread);
 - this module writes the batches and decides the end.
 
 Everything happens inside ONE `store.transaction`: any bad row aborts the import and the database is
@@ -86,12 +86,6 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
     split_from_source = bool(cols["split"]) or any(SOURCE_SPLIT in r for _, r in head[:1])
     conv = rows.Converter(cols, task_type, src.label, split_from_source,
                           pre_carve=split_from_source and not rows.has_dev(head, cols["split"]))
-    parallel = (src.jsonl_path is not None and len(head) >= rows.DETECT_SAMPLE
-                and src.jsonl_path.stat().st_size >= fastpath.PARALLEL_MIN_BYTES)
-    if parallel:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()  # the worker reads the rest of the file; release this reader's handle now
 
     try:
         with store.transaction(conn):
@@ -118,16 +112,11 @@ def import_records(conn: sqlite3.Connection, src: RecordSource, *, name: str,
                     conn.executemany("INSERT INTO temp.import_carve (ext_id) VALUES (?)", carve)
 
             n_rows = 0
-            if parallel:
-                # A large JSON Lines file: the rest of the file is converted in a worker process, block by
-                # block, while this process writes (two blocks at most in flight).
-                todo_cm = contextlib.closing(fastpath.parallel_batches(conv, head, src.jsonl_path))
-            else:
-                batches = rows.encoded(conv.batches((head, it), rows.BATCH), cols, src.label)
-                # A source larger than the detection sample is converted in a helper thread while this thread
-                # writes the previous batch (SQLite runs without the GIL), two batches at most in flight.
-                todo_cm = (fastpath.prefetched(batches) if len(head) >= rows.DETECT_SAMPLE
-                           else contextlib.nullcontext(batches))
+            batches = rows.encoded(conv.batches((head, it), rows.BATCH), cols, src.label)
+            # A source larger than the detection sample is converted in a helper thread while this thread
+            # writes the previous batch (SQLite runs without the GIL), two batches at most in flight.
+            todo_cm = (fastpath.prefetched(batches) if len(head) >= rows.DETECT_SAMPLE
+                       else contextlib.nullcontext(batches))
             with todo_cm as todo:
                 for blob, batch_rows, carve in todo:
                     n_rows += len(batch_rows)

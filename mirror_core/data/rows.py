@@ -121,25 +121,6 @@ class Converter:
     def _err(self, row: int, column: str | None, msg: str) -> DataImportError:
         return DataImportError(msg, file=self.label, row=row, column=column)
 
-    def take_totals(self) -> tuple:
-        """This converter's hash and split totals since the last call (then reset), for `add_totals`."""
-        out = (self.acc, self.carve_delta, self.n_carve, self.counts, self.min_train)
-        self.acc = self.carve_delta = self.n_carve = 0
-        self.counts = {"train": 0, "dev": 0, "test": 0}
-        self.min_train = None
-        return out
-
-    def add_totals(self, totals: tuple) -> None:
-        """Fold in the totals of rows that come after all rows seen so far (a worker's block)."""
-        acc, carve_delta, n_carve, counts, min_train = totals
-        self.acc += acc
-        self.carve_delta += carve_delta
-        self.n_carve += n_carve
-        for k, v in counts.items():
-            self.counts[k] += v
-        if min_train is not None and (self.min_train is None or min_train[0] < self.min_train[0]):
-            self.min_train = min_train  # strict: the earliest row wins ties, as when converting in order
-
     def convert(self, row: int, rec: dict) -> tuple:
         """One `examples` row without its constant columns: (ext_id, split, question, choices, answer,
         rationale, meta); see `BATCH_SQL`."""

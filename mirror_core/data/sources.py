@@ -42,9 +42,6 @@ class RecordSource:
     source: str                     # stored in datasets.source
     records: Iterable[tuple[int, dict]]
     meta: dict = field(default_factory=dict)
-    # Set for a plain (uncompressed) JSON Lines file: a large one is converted in a worker process from
-    # byte blocks of the file (see `fastpath.parallel_batches`); `records` is then only read for the first rows.
-    jsonl_path: Path | None = None
 
 
 def _not_utf8(label: str, path: Path, exc: UnicodeDecodeError, *, header_lines: int = 0) -> DataImportError:
@@ -81,7 +78,7 @@ def _read_jsonl(path: Path, label: str) -> Iterator[tuple[int, dict]]:
                 if obj.__class__ is dict:
                     yield lineno, obj
                     continue
-            obj = jsonl_line_slow(raw, lineno, label)
+            obj = _jsonl_line_slow(raw, lineno, label)
             if obj is not None:
                 yield lineno, obj
 
@@ -112,7 +109,7 @@ def _limited_lines(f, label: str) -> Iterator[tuple[int, bytes]]:
         yield lineno, raw
 
 
-def jsonl_line_slow(raw: bytes, lineno: int, label: str) -> dict | None:
+def _jsonl_line_slow(raw: bytes, lineno: int, label: str) -> dict | None:
     """A JSONL line (with its line end) that orjson refused or that is not an object: the standard
     library's result, None for a blank line, or the DataImportError naming the row."""
     if not raw.strip():
@@ -309,8 +306,7 @@ def open_source(source: str, columns: ColumnMap | None = None) -> RecordSource:
         reader = _read_parquet
     else:
         raise DataImportError("unknown file type; use .jsonl, .json, .csv, .tsv or .parquet", file=label)
-    plain_jsonl = reader is _read_jsonl and not name.endswith(".gz")
-    return RecordSource(label, str(path.resolve()), reader(path, label), jsonl_path=path if plain_jsonl else None)
+    return RecordSource(label, str(path.resolve()), reader(path, label))
 
 
 def _is_single_json_document(path: Path) -> bool:
