@@ -39,7 +39,8 @@ def gsm8k_questions() -> list[str]:
 def main() -> int:
     import torch
 
-    from mirror_core import formats, models
+    from mirror_core import formats
+    from mirror_core.students import loading
     from mirror_core.students.generate import generate
     from mirror_core.students.selfeval import self_evaluate
 
@@ -62,8 +63,8 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}, cuda {torch.cuda.is_available()}")
 
-    tok = models.load_tokenizer("tiny")
-    model = models.tiny_causal_lm(tok)
+    tok = loading.load_tokenizer("tiny")
+    model = loading.tiny_causal_lm(tok)
     prompts = [formats.prompt("cot", q) for q in qs[:args.n]]
     generate(model, tok, prompts[:4], max_new_tokens=4, batch_size=4)  # warm-up
     single = generate(model, tok, prompts, max_new_tokens=args.tiny_new_tokens, batch_size=1)
@@ -80,8 +81,8 @@ def main() -> int:
 
     if not args.skip_smollm2:
         t0 = time.perf_counter()
-        tok2 = models.load_tokenizer("smollm2")
-        m2 = models.load_causal_lm("smollm2")
+        tok2 = loading.load_tokenizer("smollm2")
+        m2 = loading.load_causal_lm("smollm2")
         load_s = time.perf_counter() - t0
         sample = [formats.prompt("cot", q) for q in qs[:args.sample]]
         g = generate(m2, tok2, sample, max_new_tokens=args.max_new_tokens, batch_size=args.sample)
@@ -106,12 +107,13 @@ def main() -> int:
 def bf16_compare(args) -> int:
     """SmolLM2 generation of the same batch in fp32 and under bf16 autocast (where native)."""
     from mirror_core import device as devices
-    from mirror_core import formats, models
+    from mirror_core import formats
+    from mirror_core.students import loading
     from mirror_core.students.generate import generate
 
     flags = devices.cpu_bf16_flags()
-    tok = models.load_tokenizer("smollm2")
-    model = models.load_causal_lm("smollm2")
+    tok = loading.load_tokenizer("smollm2")
+    model = loading.load_causal_lm("smollm2")
     prompts = [formats.prompt("cot", q) for q in gsm8k_questions()[:args.sample]]
     legs = [("fp32", False)] + ([("bf16", True)] if flags or args.force_bf16 else [])
     rates = {}

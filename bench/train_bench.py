@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from mirror_core import models  # noqa: E402
+from mirror_core.students import loading  # noqa: E402
 from mirror_core.training import data, loop  # noqa: E402
 from mirror_core.training.config import TrainConfig  # noqa: E402
 
@@ -114,7 +114,7 @@ def run_pair(model_fn, cfg: TrainConfig, items, tok, bf16: bool, label: str) -> 
         tmp = Path(tmp)
         spec = save_student(model_fn(), tok, tmp / "student")
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        hf_model = models.load_causal_lm(spec, device=device)
+        hf_model = loading.load_causal_lm(spec, device=device)
         t0 = time.perf_counter()
         hf = hf_trainer_tokens_per_s(hf_model, examples, tok.pad_token_id, tmp / "hf", bf16)
         print(f"[{label}] HF Trainer defaults (batch 8, padded{', bf16' if bf16 else ', fp32'}): {hf:,.0f} tokens/s"
@@ -142,7 +142,7 @@ def run_pair(model_fn, cfg: TrainConfig, items, tok, bf16: bool, label: str) -> 
 def cpu_bench(n: int) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = models.load_tokenizer("tiny")
+    tok = loading.load_tokenizer("tiny")
 
     def make():
         torch.manual_seed(0)
@@ -159,7 +159,7 @@ def cpu_bench(n: int) -> None:
 def gpu_bench(n: int, peak_tflops: float) -> None:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    tok = models.load_tokenizer("tiny")
+    tok = loading.load_tokenizer("tiny")
     qcfg = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                        num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=4096,
                        tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)

@@ -10,7 +10,7 @@ from mirror_core import device as device_info
 from mirror_core.errors import MirrorError
 from mirror_core.evaluation import plots
 from mirror_core.snapshots import list_snapshots
-from mirror_core.training import checkpoints
+from mirror_core.students import checkpoints
 from mirror_core.training import job as train_job
 from mirror_core.training.config import METHODS, SCHEDULES, TASKS, TrainConfig
 from mirror_core.ui import progress, settings

@@ -41,7 +41,7 @@ def make_train_run(conn, home, dataset_id: int, *, tasks=("answer", "cot", "verd
     """A `runs` row (train, succeeded) whose checkpoints/best holds a tiny model trained a few steps."""
     import torch
 
-    from mirror_core import models
+    from mirror_core.students import loading
 
     ts = store.now()
     sid = conn.execute("INSERT INTO snapshots (name, policy, dataset_id, hash, size, created_at)"
@@ -62,8 +62,8 @@ def make_train_run(conn, home, dataset_id: int, *, tasks=("answer", "cot", "verd
         shutil.copytree(_TRAINED[key], out)
         _write_meta(out, tasks, sid, steps)
         return run_id
-    tok = models.load_tokenizer("tiny")
-    model = models.tiny_causal_lm(tok, seed=seed)
+    tok = loading.load_tokenizer("tiny")
+    model = loading.tiny_causal_lm(tok, seed=seed)
     # Teach it one answer for every question and "correct" as its verdict: predictions then differ by gold.
     prompts, texts = [], []
     for q, _ in QUESTIONS:

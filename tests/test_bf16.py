@@ -48,12 +48,13 @@ def test_bf16_loss_matches_fp32_and_flag_turns_it_off(conn, tmp_path):
 
 
 def test_generation_and_self_evaluation_run_under_bf16():
-    from mirror_core import formats, models
+    from mirror_core import formats
+    from mirror_core.students import loading
     from mirror_core.students.generate import generate
     from mirror_core.students.selfeval import self_evaluate
 
-    tok = models.load_tokenizer("tiny")
-    model = models.tiny_causal_lm(tok)
+    tok = loading.load_tokenizer("tiny")
+    model = loading.tiny_causal_lm(tok)
     prompts = [formats.prompt("cot", q) for q in ("What is 2 + 3?", "How many legs do 3 cats have?")]
     with devices.autocast("cpu", True):
         g = generate(model, tok, prompts, max_new_tokens=8, batch_size=2)

@@ -9,10 +9,10 @@ import sys
 import pytest
 from eval_helpers import make_dataset, make_train_run, one_thread  # noqa: F401 (autouse fixture)
 
-from mirror_core import formats, jobs, models, store
+from mirror_core import formats, jobs, store
 from mirror_core.errors import EvaluationError
 from mirror_core.evaluation import compare, runner
-from mirror_core.students import generate, selfeval
+from mirror_core.students import generate, loading, selfeval
 
 
 @pytest.fixture
@@ -22,8 +22,8 @@ def trained(conn, home):
 
 
 def test_batched_generation_equals_one_at_a_time():
-    tok = models.load_tokenizer("tiny")
-    model = models.tiny_causal_lm(tok)
+    tok = loading.load_tokenizer("tiny")
+    model = loading.tiny_causal_lm(tok)
     prompts = [formats.prompt("cot", "What is " + " plus ".join(["1"] * k) + "?") for k in range(1, 8)]
     batched = generate.generate(model, tok, prompts, max_new_tokens=12, batch_size=8)
     single = generate.generate(model, tok, prompts, max_new_tokens=12, batch_size=1)
@@ -38,8 +38,8 @@ def test_batched_generation_equals_one_at_a_time():
 def test_self_eval_confidence_is_renormalised_verdict_probability():
     import torch
 
-    tok = models.load_tokenizer("tiny")
-    model = models.tiny_causal_lm(tok)
+    tok = loading.load_tokenizer("tiny")
+    model = loading.tiny_causal_lm(tok)
     out = selfeval.self_evaluate(model, tok, ["What is 2 + 2?", "Pick one"], [None, ["x", "y"]],
                                  ["2 + 2 = 4. The answer is 4.", "x"])
     ids = selfeval.verdict_token_ids(tok)

@@ -34,10 +34,10 @@ def test_loss_matches_formula_and_falls_when_chosen_gains():
 
 
 def test_sequence_logps_ignore_padding_and_prompt():
-    from mirror_core import models
+    from mirror_core.students import loading
 
-    tok = models.load_tokenizer("tiny")
-    model = models.tiny_causal_lm(tok).eval()
+    tok = loading.load_tokenizer("tiny")
+    model = loading.tiny_causal_lm(tok).eval()
     p, c = tok("Q: hi", add_special_tokens=False)["input_ids"], tok(" there", add_special_tokens=False)["input_ids"]
     long_c = tok(" there friend of mine", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
@@ -48,10 +48,10 @@ def test_sequence_logps_ignore_padding_and_prompt():
 
 
 def test_train_dpo_moves_the_policy_toward_chosen():
-    from mirror_core import models
+    from mirror_core.students import loading
 
-    tok = models.load_tokenizer("tiny")
-    model = models.tiny_causal_lm(tok)
+    tok = loading.load_tokenizer("tiny")
+    model = loading.tiny_causal_lm(tok)
     pairs = [dpo.DPOPair(f"Joke {i}:", "a duck walks into a bar", "the the the the the") for i in range(4)]
     before = [p.detach().clone() for p in model.parameters()]
     res = dpo.train_dpo(model, tok, pairs, epochs=3, lr=5e-3, beta=0.5, batch_size=2)

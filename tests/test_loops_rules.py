@@ -69,10 +69,10 @@ def test_top_b_and_seeded_random_control():
 
 
 def test_token_entropies_on_a_tiny_model():
-    from mirror_core import models
+    from mirror_core.students import loading
 
-    tok = models.load_tokenizer("tiny")
-    model = models.tiny_causal_lm(tok)
+    tok = loading.load_tokenizer("tiny")
+    model = loading.tiny_causal_lm(tok)
     starts, ent = U.token_entropies(model, tok, "Question: 2+2?\n", "Add them.\nThe answer is 4.")
     assert len(starts) == len(ent) > 3
     assert starts == sorted(starts) and starts[0] == 0

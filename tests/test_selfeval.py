@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mirror_core import models as loading
-from mirror_core.students import selfeval
+from mirror_core.students import loading, selfeval
 
 QUESTIONS = ["What is 2 + 2?", "Tom has 3 apples and buys 4 bags of 5 apples each. How many apples has he now?",
              "Pick one", "Is 7 prime?"]

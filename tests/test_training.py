@@ -4,8 +4,8 @@ checkpoints, resumes exactly, runs the two-stage schedule from stage 1's weights
 import pytest
 import torch
 
-from mirror_core import models
-from mirror_core.training import checkpoints, data, loop
+from mirror_core.students import checkpoints, loading
+from mirror_core.training import data, loop
 from mirror_core.training.config import TrainConfig
 from training_fixtures import make_snapshot
 
@@ -23,7 +23,7 @@ def _weights(model):
 
 def test_five_steps_log_per_task_change_weights_and_checkpoint_loads(items, tmp_path):
     cfg = TrainConfig(max_steps=5, **FAST)
-    init = models.tiny_causal_lm(seed=cfg.seed)
+    init = loading.tiny_causal_lm(seed=cfg.seed)
     rep = loop.QuietReporter()
     summary = loop.train(cfg, items, rep, tmp_path, snapshot_id=7)
     steps = [s for s, v in rep.metrics if "loss" in v]
@@ -75,7 +75,7 @@ def test_two_stage_starts_stage_two_from_stage_one_weights(items, tmp_path):
     stage1 = checkpoints.load_model(tmp_path / "checkpoints/stage1", {"arch": "causal"}, "cpu")
     fp1, fp2 = summary["stage_start_fingerprints"]
     assert fp2 == pytest.approx(loop.fingerprint(stage1), rel=1e-12)  # stage 2 began from stage 1's end
-    assert fp1 == pytest.approx(loop.fingerprint(models.tiny_causal_lm(seed=0)), rel=1e-12)
+    assert fp1 == pytest.approx(loop.fingerprint(loading.tiny_causal_lm(seed=0)), rel=1e-12)
     assert fp1 != pytest.approx(fp2, rel=1e-9)
     by_step = {s: v for s, v in rep.metrics if "loss" in v}
     assert sorted(by_step) == [1, 2, 3, 4, 5, 6]

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from mirror_core import formats, models
+from mirror_core import formats
+from mirror_core.students import loading
 from mirror_core.training import data, loop
 from mirror_core.training.config import TrainConfig
 from training_fixtures import make_snapshot
@@ -11,7 +12,7 @@ from training_fixtures import make_snapshot
 
 @pytest.fixture(scope="module")
 def tok():
-    return models.load_tokenizer("tiny")
+    return loading.load_tokenizer("tiny")
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_packed_and_unpacked_batches_give_the_same_loss(items, tok):
     """Same examples, packed into shared rows vs padded one per row: per-task losses agree, which also
     shows that packed examples do not attend to each other."""
     torch.manual_seed(0)
-    model = models.tiny_causal_lm(tok, layers=1, hidden=32).eval()
+    model = loading.tiny_causal_lm(tok, layers=1, hidden=32).eval()
     module = loop.StudentLoss(model, "causal", chunk=97, compute_dtype=torch.float32)
     toks = data.tokenize(data.build_examples(items, ["answer", "cot", "verdict"], "train")[:12], tok, "causal", 256)
     cfg_common = dict(arch="causal", seq_len=256, pad_id=tok.pad_token_id, seed=0, epoch=0)

@@ -6,7 +6,7 @@ import signal
 import time
 
 from mirror_core import cli, jobs, store
-from mirror_core.training import checkpoints
+from mirror_core.students import checkpoints
 from training_fixtures import make_snapshot
 
 

@@ -77,9 +77,9 @@ def load_student(run_dir: Path, device: str | None = None):
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        from mirror_core.training.checkpoints import load_for_inference
+        from mirror_core.students.checkpoints import load_for_inference
     except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("mirror_core.training"):
+        if not (exc.name or "").startswith("mirror_core.students"):
             raise
         load_for_inference = None
     if load_for_inference is not None:

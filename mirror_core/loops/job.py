@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mirror_core import jobs, models
+from mirror_core import jobs
 from mirror_core.loops.steps import LoopError, dataset_id
+from mirror_core.students import specs
 from mirror_core.teachers.registry import TeacherSpec
 
 LOOPS = ("elad", "mapd", "critic")
@@ -41,7 +42,7 @@ def validate(conn, cfg: dict[str, Any]) -> dict[str, Any]:
     typed = config_class(cfg.get("loop", "")).from_dict(cfg)
     for spec in typed.teachers:
         TeacherSpec.parse(spec)  # bogus:zzz or run:999 is no teacher
-    out = {**cfg, "student": models.check_student_spec(typed.student)}
+    out = {**cfg, "student": specs.check_student_spec(typed.student)}
     dataset_id(conn, typed.dataset)
     return out
 

@@ -346,7 +346,7 @@ def _trainer_student(base: str) -> str:
     """A trainer output folder as the trainer's `student`: its last checkpoint folder."""
     from pathlib import Path
 
-    from mirror_core.training import checkpoints
+    from mirror_core.students import checkpoints
 
     p = Path(base)
     if p.is_dir() and (p / "checkpoints").exists():

@@ -138,7 +138,8 @@ class Student:
     @classmethod
     def load(cls, spec: str, device: str | None = None) -> "Student":
         """'tiny', 'smollm2', a hub id / local folder, or 'run:N' (the checkpoint of train run N)."""
-        from mirror_core import config, models
+        from mirror_core import config
+        from mirror_core.students import loading
 
         if spec.startswith("run:"):
             from mirror_core.evaluation.runner import load_student
@@ -147,12 +148,12 @@ class Student:
             if meta.get("arch", "causal") != "causal":
                 raise LoopError(f"The loops train decoder-only students; run {spec[4:]} holds a {meta['arch']} model.")
             return cls(model, tok, spec)
-        tok = models.load_tokenizer(spec)
-        return cls(models.load_causal_lm(spec, device or "cpu"), tok, spec)
+        tok = loading.load_tokenizer(spec)
+        return cls(loading.load_causal_lm(spec, device or "cpu"), tok, spec)
 
     def save(self, out_dir: Path, meta: dict | None = None) -> Path:
         """Save as a trainer output folder (out_dir/checkpoints/last), atomically, loadable by `load_student_at`."""
-        from mirror_core.training import checkpoints
+        from mirror_core.students import checkpoints
 
         m = {"student": self.spec, "arch": "causal", "format_version": formats.FORMAT_VERSION, **(meta or {})}
         return checkpoints.save(checkpoints.ckpt_dir(out_dir, "last"), self.model, self.tokenizer, m)
@@ -194,7 +195,7 @@ def load_student_at(ckpt_run_dir: str | None, spec: str) -> Student:
     """The student a train step left (a trainer output folder), or the initial one when None."""
     if ckpt_run_dir is None:
         return Student.load(spec, device())
-    from mirror_core.training.checkpoints import load_for_inference
+    from mirror_core.students.checkpoints import load_for_inference
 
     model, tok, _ = load_for_inference(ckpt_run_dir, device(), which="last")
     return Student(model, tok, spec)
@@ -299,7 +300,7 @@ def train_items(ctx, items: list[dict], *, student: str, out_dir: Path, tasks: l
     """Fine-tune `student` (a spec or a checkpoint folder) on snapshot-like items with the project's trainer,
     through the train stage's public face (`training.job`), never its loop; resumable (the trainer continues
     from out_dir/checkpoints/last). Returns the trained student."""
-    from mirror_core.training.checkpoints import load_for_inference
+    from mirror_core.students.checkpoints import load_for_inference
     from mirror_core.training.config import TrainConfig
     from mirror_core.training.job import train_in_process
 
@@ -316,7 +317,7 @@ def student_path(spec: str) -> str:
     """What the trainer takes as `student` for a loop spec: run:N becomes that run's checkpoint folder."""
     if spec.startswith("run:"):
         from mirror_core import config
-        from mirror_core.training import checkpoints
+        from mirror_core.students import checkpoints
 
         rd = config.run_dir(int(spec[4:]))
         for name in ("best", "last"):

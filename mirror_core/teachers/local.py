@@ -67,7 +67,7 @@ class LocalTeacher(Teacher):
 
         import torch
 
-        from mirror_core import models
+        from mirror_core.students import loading
 
         # On a CPU shared with other busy processes, torch's spinning worker threads can slow a 135M model
         # twentyfold; MIRROR_TORCH_THREADS (or `threads`) caps them.
@@ -77,9 +77,9 @@ class LocalTeacher(Teacher):
         self.model = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size or (32 if self.device.startswith("cuda") else 8)
-        self.tokenizer = models.load_tokenizer(model)
+        self.tokenizer = loading.load_tokenizer(model)
         self.tokenizer.padding_side = "left"
-        self.lm = models.load_causal_lm(model, device=self.device, dtype=dtype)
+        self.lm = loading.load_causal_lm(model, device=self.device, dtype=dtype)
         self.lm.eval()
         from mirror_core.students.selfeval import verdict_token_ids
 

