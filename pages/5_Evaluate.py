@@ -8,6 +8,7 @@ from streamlit.errors import StreamlitAPIException
 from mirror_core import jobs, store
 from mirror_core.errors import MirrorError
 from mirror_core.evaluation import compare, plots
+from mirror_core.evaluation.metrics import CALIBRATION, metric
 from mirror_core.evaluation import job as eval_job
 from mirror_core.ui import progress
 from mirror_core.ui import settings
@@ -73,13 +74,14 @@ if not table:
 cols = ["eval_run", "status", "method", "student", "snapshot", "split", "n", "accuracy", "accuracy_lo",
         "accuracy_hi", "ece", "brier", "auroc", "majority_accuracy", "weighted_accuracy", "teacher_cost_usd",
         "train_seconds"]
+calibration = [c for c in cols if c in CALIBRATION]  # what a student never trained on verdicts cannot have
 results_all = compare.results_of(conn, [r["eval_run"] for r in table])
 for r in table:  # a student never trained on verdicts has no self-evaluation to measure
     if plots.self_eval_trained(conn, r["train_run"], results_all.get(r["eval_run"])) is False:
-        r["ece"] = r["brier"] = r["auroc"] = plots.NOT_SELF_EVAL
+        r.update(dict.fromkeys(calibration, plots.NOT_SELF_EVAL))
 shown = pd.DataFrame(table)[cols]
-for c in ("ece", "brier", "auroc"):  # text columns: a number, or why there is none
-    shown[c] = [v if isinstance(v, str) else ("" if v is None or v != v else f"{v:.3f}") for v in shown[c]]
+for c in calibration:  # text columns: a number, or why there is none
+    shown[c] = ["" if v is None or v != v else metric(c).format(v) for v in shown[c]]
 st.dataframe(shown, hide_index=True, width="stretch", key="ev_table")
 c1, c2, _ = st.columns([2, 1, 3])
 clone = c1.selectbox("Eval run", [r["eval_run"] for r in table], key="ev_clone_pick", label_visibility="collapsed",

@@ -8,6 +8,7 @@ import sqlite3
 import pandas as pd
 import streamlit as st
 
+from mirror_core.evaluation.metrics import metric
 from mirror_core.generation.reference import EVALUATOR as REFERENCE
 from mirror_core.review import queries
 from mirror_core.review.filters import ReviewFilter
@@ -68,7 +69,7 @@ def teacher_quality(db: sqlite3.Connection, f: ReviewFilter) -> None:
         "verdict matches truth": _round(t["verdict_accuracy"]),
         "says correct on wrong": t["confusion"]["correct"]["wrong"],
         "says wrong on right": t["confusion"]["wrong"]["right"],
-        "ECE": _round(t["ece"]), "AUROC": _round(t["auroc"])} for t in tq]),
+        **{metric(k).label: _round(t[k]) for k in ("ece", "auroc")}} for t in tq]),
         hide_index=True, width="stretch", key="tq_table")
     cols = st.columns(min(3, len(tq)))
     for k, t in enumerate(tq):
