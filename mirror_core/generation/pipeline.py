@@ -289,24 +289,22 @@ def _store_eval(conn, call: Call, row: dict) -> None:
 
 # ---------------------------------------------------------------- the whole run
 
-def estimate(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher] | None = None,
-             specs_models: list[tuple[str, str, str]] | None = None) -> pricing.Estimate:
+def estimate(conn: sqlite3.Connection, cfg: GenConfig, teachers: list[Teacher] | None = None) -> pricing.Estimate:
     """Requests and worst-case cost before a run. Self-evaluation prompts are sized as if each CoT used
     max_tokens. Requests already answered in the cache count as cached (free). API teachers are not built
-    (`specs_models` gives (spec, provider, model) when they are not at hand); replay files are read, to
-    count what they hold."""
+    (their parsed specs, `cfg.specs`, name provider and model); replay files are read, to count what they hold."""
     from mirror_core.teachers.registry import make_teacher
 
     examples = config_examples(conn, cfg)
     if not cfg.templates:
         cfg.templates = resolve_templates(conn, {e["task_type"] for e in examples})
     est = pricing.Estimate()
-    triples = specs_models or [(s.raw, s.kind, s.model) for s in cfg.specs]
     built = {t.spec: t for t in (teachers or [])}
-    for spec, provider, model in triples:
-        model = model or ("smollm2" if provider == "local" else "default")
+    for parsed in cfg.specs:
+        spec, provider = parsed.raw, parsed.kind
+        model = parsed.model or ("smollm2" if provider == "local" else "default")
         price = pricing.get_price(conn, provider, model)
-        replay = built.get(spec) or (make_teacher(spec) if provider == "replay" else None)
+        replay = built.get(spec) or (make_teacher(parsed) if provider == "replay" else None)
         author = replay.spec if replay is not None else spec
         in_chars = 0
         n = n_eval = 0
