@@ -59,7 +59,7 @@ def run(ctx) -> None:
     if resumed is not None and not cfg.retry_failed:
         cfg.retry_failed = True
         ctx.log("resuming: requests that failed before are sent again")
-    teachers = [make_teacher(spec, base_url=cfg.base_url, timeout_s=cfg.timeout_s) for spec in cfg.teachers]
+    teachers = [make_teacher(spec, base_url=cfg.base_url, timeout_s=cfg.timeout_s) for spec in cfg.specs]
     last = [0.0]
 
     def progress(done: int, total: int, note: str, cost: float) -> None:
