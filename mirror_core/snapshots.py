@@ -162,6 +162,12 @@ def list_snapshots(conn: sqlite3.Connection) -> list[dict]:
     return out
 
 
+def has_split(conn: sqlite3.Connection, snapshot_id: int, split: str) -> bool:
+    """Whether a snapshot froze any item of a split (Train warns when there is no dev split to select on)."""
+    return conn.execute("SELECT 1 FROM snapshot_items WHERE snapshot_id = ? AND split = ? LIMIT 1",
+                        (snapshot_id, split)).fetchone() is not None
+
+
 def snapshot_rows(conn: sqlite3.Connection, snapshot_id: int, *, split: str | None = None,
                   with_choices: bool = True) -> Iterator[dict]:
     """The frozen items in (example_id, rationale_id) order, streamed; self_evals decoded to a list.

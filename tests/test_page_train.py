@@ -66,6 +66,16 @@ def test_unknown_student_is_refused_on_submit_and_no_resume_without_checkpoint(c
     assert any("No checkpoint to resume from" in c.value for c in at.caption)
 
 
+def test_a_snapshot_without_dev_items_is_warned_about(conn, home):
+    make_snapshot(conn, "with-dev", n_train=2, n_dev=1)
+    make_snapshot(conn, "no-dev", n_train=2, n_dev=0, seed=1)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.selectbox(key="snapshot").set_value("with-dev").run()
+    assert not at.exception and not any("no dev items" in w.value for w in at.warning)
+    at.selectbox(key="snapshot").set_value("no-dev").run()
+    assert any("no dev items" in w.value for w in at.warning)
+
+
 def test_default_smollm2_on_cpu_warns_it_takes_long(conn, home):
     make_snapshot(conn, "snap", n_train=40, n_dev=1)
     at = AppTest.from_file(PAGE, default_timeout=60).run()

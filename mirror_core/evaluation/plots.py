@@ -27,6 +27,14 @@ def loss_series(conn: sqlite3.Connection, train_run: int) -> dict[str, list[tupl
     return out
 
 
+def loss_version(conn: sqlite3.Connection, train_run: int) -> tuple[int, int | None]:
+    """(how many, last step) of the rows loss_series reads: it moves whenever the run logs a loss, so a
+    figure built from them can be cached under it."""
+    n, last = conn.execute("SELECT COUNT(*), MAX(step) FROM metrics WHERE run_id = ? AND key LIKE '%loss%'",
+                           (train_run,)).fetchone()
+    return n, last
+
+
 def _with_ece(name: str, res: dict[str, Any]) -> str:
     """A reliability curve's legend: its name and ECE, 'n/a' when there is none (not 0.000, a perfect score)."""
     from mirror_core.evaluation.metrics import metric

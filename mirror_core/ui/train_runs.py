@@ -1,0 +1,91 @@
+"""Train's runs: the live table of every train run, the run picker, and the picked run followed live —
+progress, error, Stop / Resume, loss panels and the log tail — with Clone this run.
+
+Both panels are fragments that rerun every few seconds on their own, so following a run does not
+redraw the form above them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pandas as pd
+import streamlit as st
+
+from mirror_core import config, jobs, store
+from mirror_core.errors import MirrorError
+from mirror_core.evaluation import plots
+from mirror_core.students import checkpoints
+from mirror_core.ui import progress, settings
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def loss_figure(_conn: sqlite3.Connection, url: str, run_id: int, log_y: bool, version: tuple):
+    """The loss panels of a run, built again only when it logged new metrics (`version`): building the
+    plotly figure costs more than the rest of the page. Shared read-only across sessions."""
+    return plots.loss_panels({f"run {run_id}": plots.loss_series(_conn, run_id)}, log_y=log_y)
+
+
+@st.fragment(run_every=3)
+def runs_table(conn: sqlite3.Connection) -> None:
+    rows = jobs.list_runs(conn, "train")
+    st.dataframe(pd.DataFrame([{"id": r["id"], "name": r["name"], "status": r["status"], "device": r["device"],
+                                "steps": f"{r['progress_done']}/{r['progress_total']}" if r["progress_total"] else "",
+                                "progress": r["progress_note"] or "",
+                                "created": (r["created_at"] or "")[:19].replace("T", " ")}
+                               for r in rows]), hide_index=True, width="stretch")
+
+
+def pick_run(runs: list) -> int:
+    """The run picker; it follows a run launched on this page (session_state["run"])."""
+    ss = st.session_state
+    ids = [r["id"] for r in runs]
+    if ss.get("run_pick") not in ids:
+        ss["run_pick"] = ss["run"] if ss.get("run") in ids else ids[0]
+    return st.selectbox("Run", ids, key="run_pick",
+                        format_func=lambda i: f"{i} · {next(r for r in runs if r['id'] == i)['name'] or ''}")
+
+
+def _stop_resume(conn: sqlite3.Connection, row, run_id: int) -> None:
+    b1, b2, _ = st.columns([1, 1, 6])
+    if row["status"] in ("queued", "running") and b1.button("Stop", key=f"stop_{run_id}"):
+        jobs.stop(conn, run_id)
+        st.rerun()
+    resumable = checkpoints.existing(checkpoints.ckpt_dir(config.run_dir(run_id), "last")) is not None
+    if row["status"] in ("failed", "cancelled") and not resumable:
+        b2.caption("No checkpoint to resume from: clone it (Launch) with fixed settings.")
+    if row["status"] in ("failed", "cancelled") and resumable and b2.button("Resume", key=f"resume_{run_id}"):
+        try:
+            jobs.resume(conn, run_id)
+        except MirrorError as exc:
+            st.error(str(exc))
+        st.rerun()
+
+
+@st.fragment(run_every=3)
+def live(conn: sqlite3.Connection, run_id: int) -> None:
+    """One run: status line, progress bar (rate from the first observation this session made), controls,
+    loss panels once it logged a loss, and its log tail."""
+    row = jobs.get(conn, run_id)
+    st.markdown(f"**Run {run_id}** · {row['status']} · {row['device']}")
+    s = progress.run_status(row, first=st.session_state.setdefault("_train_first", {}).setdefault(
+        run_id, (time.time(), row["progress_done"])))
+    st.progress(min(1.0, s["done"] / s["total"]) if s["total"] else 0.0, text=s["text"])
+    if row["error"]:
+        st.error(row["error"])
+    _stop_resume(conn, row, run_id)
+    version = plots.loss_version(conn, run_id)
+    if version[0]:
+        log_y = st.checkbox("Log scale", key="loss_log")
+        st.plotly_chart(loss_figure(conn, config.database_url(), run_id, log_y, version), key=f"curves_{run_id}")
+        st.caption("The total is Σ α · task loss over the tasks present in each step's batches, so it dips when "
+                   "a batch holds fewer tasks; a two-stage schedule changes the tasks between stages.")
+    st.code(jobs.log_tail(row["log_path"], 30), language=None, wrap_lines=True)
+
+
+def clone_button(conn: sqlite3.Connection, run_id: int) -> None:
+    """Fill the New training run form with a run's settings (applied before the widgets on the rerun)."""
+    if st.button("Clone this run", key=f"clone_{run_id}", help="Fill the New training run form with this run's settings"):
+        st.session_state["_train_clone"] = settings.train_form(store.loads(jobs.get(conn, run_id)["config"]))
+        st.rerun()
