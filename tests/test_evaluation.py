@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from eval_helpers import make_dataset, make_train_run, one_thread  # noqa: F401 (autouse fixture)
@@ -103,7 +104,7 @@ def _cli(home, *args):
 
     env = dict(os.environ, MIRROR_HOME=str(home))
     return subprocess.run([sys.executable, "-m", "mirror_core", *args], capture_output=True, text=True, env=env,
-                          timeout=280, cwd=str(runner.Path(runner.__file__).resolve().parents[2]))
+                          timeout=280, cwd=str(Path(runner.__file__).resolve().parents[2]))
 
 
 def test_cli_eval_last_line_is_json_and_compare_exports(conn, home, trained, tmp_path):

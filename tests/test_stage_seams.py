@@ -30,3 +30,17 @@ def test_loops_do_not_import_training_internals():
            for p in sorted((PKG / "loops").glob("*.py")) for line, name in _imports(p)
            if any(name == m or name.startswith(m + ".") for m in TRAINING_INTERNALS)]
     assert bad == [], "loops train through mirror_core.training.job, not its loop:\n" + "\n".join(bad)
+
+
+# Names only the checkpoint module may spell: the folders of a run's checkpoints and the files inside one.
+LAYOUT_NAMES = {"checkpoints", "best", "last", "mirror_meta.json", "trainer_state.pt"}
+LAYOUT_OWNER = PKG / "students" / "checkpoints.py"
+
+
+def test_only_students_checkpoints_knows_the_checkpoint_layout():
+    files = sorted(PKG.rglob("*.py")) + sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
+    bad = [f"{p.relative_to(ROOT)}:{node.lineno} spells {node.value!r}"
+           for p in files if p != LAYOUT_OWNER
+           for node in ast.walk(ast.parse(p.read_text(), str(p)))
+           if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in LAYOUT_NAMES]
+    assert bad == [], "use students.checkpoints (BEST, LAST, find, ckpt_dir, load_for_inference):\n" + "\n".join(bad)

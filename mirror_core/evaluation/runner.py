@@ -8,16 +8,15 @@ Stored predictions are the resume point: a rerun skips examples whose samples ar
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from mirror_core import answers, config, formats, store
 from mirror_core.configs import check_options, config_from_dict, option
 from mirror_core.errors import AnswerParseError, EvaluationError
 from mirror_core.evaluation import metrics
+from mirror_core.students import checkpoints
 from mirror_core.students.generate import generate
 from mirror_core.students.selfeval import self_evaluate
 
@@ -57,48 +56,6 @@ class EvalConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# ---------------------------------------------------------------- loading the student
-
-def checkpoint_dir(run_dir: Path) -> Path:
-    """`checkpoints/best` (chosen on dev) if present, else `checkpoints/last`."""
-    for name in ("best", "last"):
-        d = Path(run_dir) / "checkpoints" / name
-        if (d / "mirror_meta.json").exists() or (d / "config.json").exists():
-            return d
-    raise EvaluationError(f"{Path(run_dir) / 'checkpoints'} has neither best/ nor last/; the train run has "
-                          "not saved a checkpoint (did it finish?).")
-
-
-def load_student(run_dir: Path, device: str | None = None):
-    """(model, tokenizer, meta) of a train run, on `device` (default: cuda if available, else cpu)."""
-    import torch
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        from mirror_core.students.checkpoints import load_for_inference
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("mirror_core.students"):
-            raise
-        load_for_inference = None
-    if load_for_inference is not None:
-        model, tok, meta = load_for_inference(run_dir, device)
-    else:
-        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
-        ckpt = checkpoint_dir(run_dir)
-        meta_path = ckpt / "mirror_meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"arch": "causal"}
-        cls = AutoModelForSeq2SeqLM if meta.get("arch") == "seq2seq" else AutoModelForCausalLM
-        try:
-            model = cls.from_pretrained(ckpt)
-            tok = AutoTokenizer.from_pretrained(ckpt)
-        except OSError as exc:
-            raise EvaluationError(f"Cannot load the checkpoint in {ckpt}: {exc}") from exc
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return model.to(device).eval(), tok, meta
 
 
 # ---------------------------------------------------------------- which examples
@@ -166,7 +123,7 @@ def evaluate(conn: sqlite3.Connection, run_id: int, cfg: EvalConfig, *,
     gen_tokens, gen_seconds = 0, 0.0
     meta: dict[str, Any] = {}
     if todo:
-        model, tok, meta = load_student(config.run_dir(cfg.train_run), device)
+        model, tok, meta = checkpoints.load_for_inference(config.run_dir(cfg.train_run), device)
         arch = meta.get("arch", "causal")
         mode = _mode(cfg, meta)
         log(f"evaluating {len(todo)} of {total} {cfg.split} examples ({done} already done), mode {mode}")
@@ -222,11 +179,8 @@ def self_eval_trained(conn: sqlite3.Connection, train_row: sqlite3.Row, meta: di
 
 
 def _meta_of(train_run: int) -> dict[str, Any]:
-    try:
-        p = checkpoint_dir(config.run_dir(train_run)) / "mirror_meta.json"
-        return json.loads(p.read_text()) if p.exists() else {}
-    except EvaluationError:
-        return {}
+    ckpt = checkpoints.find(config.run_dir(train_run))
+    return checkpoints.load_meta(ckpt) if ckpt is not None else {}
 
 
 def _predict_chunk(model, tok, arch: str, mode: str, chunk: list[sqlite3.Row], cfg: EvalConfig, seed: int):

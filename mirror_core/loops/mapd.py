@@ -348,10 +348,8 @@ def _trainer_student(base: str) -> str:
 
     from mirror_core.students import checkpoints
 
-    p = Path(base)
-    if p.is_dir() and (p / "checkpoints").exists():
-        return str(checkpoints.existing(checkpoints.ckpt_dir(p, "last")))
-    return base
+    last = checkpoints.find(base, checkpoints.LAST) if Path(base).is_dir() else None
+    return str(last) if last is not None else base
 
 
 def summary(conn, run_id: int, stopped: str | None = None) -> dict:

@@ -139,12 +139,10 @@ class Student:
     def load(cls, spec: str, device: str | None = None) -> "Student":
         """'tiny', 'smollm2', a hub id / local folder, or 'run:N' (the checkpoint of train run N)."""
         from mirror_core import config
-        from mirror_core.students import loading
+        from mirror_core.students import checkpoints, loading
 
         if spec.startswith("run:"):
-            from mirror_core.evaluation.runner import load_student
-
-            model, tok, meta = load_student(config.run_dir(int(spec[4:])), device or "cpu")
+            model, tok, meta = checkpoints.load_for_inference(config.run_dir(int(spec[4:])), device or "cpu")
             if meta.get("arch", "causal") != "causal":
                 raise LoopError(f"The loops train decoder-only students; run {spec[4:]} holds a {meta['arch']} model.")
             return cls(model, tok, spec)
@@ -156,7 +154,7 @@ class Student:
         from mirror_core.students import checkpoints
 
         m = {"student": self.spec, "arch": "causal", "format_version": formats.FORMAT_VERSION, **(meta or {})}
-        return checkpoints.save(checkpoints.ckpt_dir(out_dir, "last"), self.model, self.tokenizer, m)
+        return checkpoints.save(checkpoints.ckpt_dir(out_dir, checkpoints.LAST), self.model, self.tokenizer, m)
 
     def generate(self, prompts: Sequence[str], *, samples: int = 1, max_new_tokens: int = 96,
                  temperature: float = 0.8, seed: int = 0) -> list[list[str]]:
@@ -195,9 +193,9 @@ def load_student_at(ckpt_run_dir: str | None, spec: str) -> Student:
     """The student a train step left (a trainer output folder), or the initial one when None."""
     if ckpt_run_dir is None:
         return Student.load(spec, device())
-    from mirror_core.students.checkpoints import load_for_inference
+    from mirror_core.students.checkpoints import LAST, load_for_inference
 
-    model, tok, _ = load_for_inference(ckpt_run_dir, device(), which="last")
+    model, tok, _ = load_for_inference(ckpt_run_dir, device(), which=LAST)
     return Student(model, tok, spec)
 
 
@@ -300,7 +298,7 @@ def train_items(ctx, items: list[dict], *, student: str, out_dir: Path, tasks: l
     """Fine-tune `student` (a spec or a checkpoint folder) on snapshot-like items with the project's trainer,
     through the train stage's public face (`training.job`), never its loop; resumable (the trainer continues
     from out_dir/checkpoints/last). Returns the trained student."""
-    from mirror_core.students.checkpoints import load_for_inference
+    from mirror_core.students.checkpoints import LAST, load_for_inference
     from mirror_core.training.config import TrainConfig
     from mirror_core.training.job import train_in_process
 
@@ -309,7 +307,7 @@ def train_items(ctx, items: list[dict], *, student: str, out_dir: Path, tasks: l
     cfg = TrainConfig(student=student, method="step-by-step", tasks=tasks, weights={t: 1.0 for t in tasks},
                       epochs=epochs, max_steps=max_steps, eval_every=0, patience=0, seq_len=512, seed=seed)
     train_in_process(cfg, items, TrainReporter(ctx, out_dir.name), out_dir, device=device())
-    model, tok, _ = load_for_inference(out_dir, device(), which="last")
+    model, tok, _ = load_for_inference(out_dir, device(), which=LAST)
     return Student(model, tok, student)
 
 
@@ -319,11 +317,9 @@ def student_path(spec: str) -> str:
         from mirror_core import config
         from mirror_core.students import checkpoints
 
-        rd = config.run_dir(int(spec[4:]))
-        for name in ("best", "last"):
-            p = checkpoints.existing(checkpoints.ckpt_dir(rd, name))
-            if p is not None:
-                return str(p)
+        p = checkpoints.find(config.run_dir(int(spec[4:])))
+        if p is not None:
+            return str(p)
         raise LoopError(f"Train run {spec[4:]} has no checkpoint; finish or resume it first.")
     return spec
 

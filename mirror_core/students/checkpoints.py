@@ -24,6 +24,8 @@ from mirror_core.students.loading import base_model
 
 META = "mirror_meta.json"
 STATE = "trainer_state.pt"
+BEST = "best"  # the lowest dev loss of the final stage: what evaluation and the loops load by default
+LAST = "last"  # the newest, with the trainer state: where a resume starts
 
 
 def ckpt_dir(run_dir: Path | str, name: str) -> Path:
@@ -41,6 +43,15 @@ def existing(path: Path) -> Path | None:
 
 def load_meta(path: Path) -> dict[str, Any]:
     return json.loads((Path(path) / META).read_text())
+
+
+def find(run_dir: Path | str, which: str | None = None) -> Path | None:
+    """The checkpoint a train run offers: `best/` if present, else `last/` (only `which` when given)."""
+    for name in [which] if which else [BEST, LAST]:
+        path = existing(ckpt_dir(run_dir, name))
+        if path is not None:
+            return path
+    return None
 
 
 def unwrap(model):
@@ -104,7 +115,7 @@ def load_for_inference(run_dir: Path | str, device: str | None = None, which: st
     """(model in eval mode, tokenizer, meta) from `best/` if present, else `last/` (or `which`)."""
     from transformers import AutoTokenizer
 
-    names = [which] if which else ["best", "last"]
+    names = [which] if which else [BEST, LAST]
     for name in names:
         path = existing(ckpt_dir(run_dir, name))
         if path is not None:

@@ -32,7 +32,7 @@ def check_student_spec(spec: str | None, field: str = "Student") -> str:
         if not num.isdigit():
             raise TrainingError(f"{field} '{s}': after run: comes a train run number, e.g. run:3.")
         rd = config.run_dir(int(num))
-        if not any(checkpoints.existing(checkpoints.ckpt_dir(rd, n)) for n in ("best", "last")):
+        if checkpoints.find(rd) is None:
             raise TrainingError(f"{field} '{s}': train run {num} has no checkpoint; pick a run that finished "
                                 "training (the Train page lists them).")
         return s

@@ -158,7 +158,7 @@ def train(cfg: TrainConfig, items: list[dict[str, Any]], reporter, out_dir: Path
     torch.manual_seed(cfg.seed)
 
     # --- resume point: checkpoints/last/ holds the weights, trainer_state.pt where we were
-    last = checkpoints.existing(checkpoints.ckpt_dir(out_dir, "last"))
+    last = checkpoints.find(out_dir, checkpoints.LAST)
     state = checkpoints.load_trainer_state(last) if last else None
     if state and state.get("finished"):
         reporter.log(f"run already finished at step {state['global_step']}; nothing to do")
@@ -291,7 +291,7 @@ def train(cfg: TrainConfig, items: list[dict[str, Any]], reporter, out_dir: Path
                     state["best_dev"] = dev["loss"] if better else state["best_dev"]
                     state["bad_evals"] = 0 if better else state["bad_evals"] + 1
                     if better and final_stage and rank == 0:
-                        checkpoints.save(checkpoints.ckpt_dir(out_dir, "best"), model, tok,
+                        checkpoints.save(checkpoints.ckpt_dir(out_dir, checkpoints.BEST), model, tok,
                                          _meta(cfg, snapshot_id, gstep, dev_loss=dev["loss"]))
                     reporter.log(f"step {gstep}: dev loss {dev['loss']:.4f}" + (" (best)" if better else
                                  f" (no better for {state['bad_evals']} eval(s))"))
@@ -386,7 +386,7 @@ def _save_last(out_dir, model, tok, cfg, snapshot_id, state, opt, sched, rank, d
         if opt is not None:
             st.update(optimizer=opt.state_dict(), scheduler=sched.state_dict())
         st["rng"] = checkpoints.rng_state()
-        checkpoints.save(checkpoints.ckpt_dir(out_dir, "last"), model, tok,
+        checkpoints.save(checkpoints.ckpt_dir(out_dir, checkpoints.LAST), model, tok,
                          _meta(cfg, snapshot_id, state["global_step"], stage=state["stage"] + 1), st)
     if dist:
         torch.distributed.barrier()

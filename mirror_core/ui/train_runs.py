@@ -52,7 +52,7 @@ def _stop_resume(conn: sqlite3.Connection, row, run_id: int) -> None:
     if row["status"] in ("queued", "running") and b1.button("Stop", key=f"stop_{run_id}"):
         jobs.stop(conn, run_id)
         st.rerun()
-    resumable = checkpoints.existing(checkpoints.ckpt_dir(config.run_dir(run_id), "last")) is not None
+    resumable = checkpoints.find(config.run_dir(run_id), checkpoints.LAST) is not None
     if row["status"] in ("failed", "cancelled") and not resumable:
         b2.caption("No checkpoint to resume from: clone it (Launch) with fixed settings.")
     if row["status"] in ("failed", "cancelled") and resumable and b2.button("Resume", key=f"resume_{run_id}"):
