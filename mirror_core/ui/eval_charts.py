@@ -1,0 +1,71 @@
+"""Evaluate's charts: the method comparison `python -m mirror_core experiment` wrote (its table and
+plots, read from the store), and the chosen runs side by side — accuracy, reliability, abstention and
+training loss. The figures are built by mirror_core.evaluation.plots."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import streamlit as st
+
+from mirror_core.evaluation import compare, plots
+
+
+def experiments(conn: sqlite3.Connection) -> None:
+    """The latest run of each experiment: pick one, see its table and plots (nothing when none ran)."""
+    from mirror_core.evaluation import experiment  # only this section needs it
+
+    exps = {e["latest"]: e for e in experiment.find_experiments(conn)}
+    if not exps:
+        return
+    st.subheader("Method comparison")
+    pick = st.selectbox("Experiment", list(exps), format_func=lambda i: exps[i]["label"], key="ev_exp")
+    view = experiment.experiment_view(conn, exps[pick]["eval_ids"])
+    st.dataframe(pd.DataFrame(view["shown"]), hide_index=True, width="stretch", key="ev_exp_table")
+    st.caption("The table `python -m mirror_core experiment` writes (table.md): the same snapshot, student, steps "
+               "and seed for every method; accuracy with its 95% bootstrap interval. Differences inside the "
+               "intervals are no evidence that one method beats another.")
+    left, right = st.columns(2)
+    left.plotly_chart(plots.accuracy_bars(view["plot_rows"]), key="ev_exp_acc")
+    right.plotly_chart(plots.reliability_figure(view["calibration"]), key="ev_exp_rel")
+    left.plotly_chart(plots.abstention_figure(view["calibration"]), key="ev_exp_abst")
+    if any(view["losses"].values()):
+        right.plotly_chart(plots.loss_panels(view["losses"]), key="ev_exp_loss")
+
+
+def _choose(by_id: dict[int, dict]) -> list[int]:
+    """Runs to plot: the first three at first; an eval launched on this page joins once it has finished."""
+    ss = st.session_state
+    new = [i for i in ss.get("ev_follow", []) if i in by_id]
+    if new:
+        base = ss.get("ev_chosen", list(by_id)[:3])
+        ss["ev_chosen"] = [i for i in base if i in by_id] + [i for i in new if i not in base]
+        ss["ev_follow"] = [i for i in ss["ev_follow"] if i not in by_id]
+    return st.multiselect("Runs to plot", list(by_id), default=None if "ev_chosen" in ss else list(by_id)[:3],
+                          format_func=lambda i: plots.label(by_id[i]), key="ev_chosen")
+
+
+def run_charts(conn: sqlite3.Connection, by_id: dict[int, dict]) -> None:
+    """The chosen finished runs' charts; calibration only for students trained on verdicts."""
+    chosen = _choose(by_id)
+    if not chosen:
+        return
+    results = {plots.label(by_id[i]): res for i, res in compare.results_of(conn, chosen).items()}
+    left, right = st.columns(2)
+    left.plotly_chart(plots.accuracy_bars([by_id[i] for i in chosen]), key="fig_acc")
+    trained = {plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] != plots.NOT_SELF_EVAL}
+    untrained = [plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] == plots.NOT_SELF_EVAL]
+    calib = {k: v for k, v in results.items() if k in trained}
+    right.plotly_chart(plots.reliability_figure(calib), key="fig_rel")
+    if untrained:
+        right.caption(f"{', '.join(untrained)}: {plots.NOT_SELF_EVAL} (no verdict task in training), so no "
+                      "calibration is shown for it.")
+    left.plotly_chart(plots.abstention_figure(calib), key="fig_abst")
+    losses = {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
+              if by_id[i]["train_run"]}
+    if any(losses.values()):
+        log_y = right.checkbox("Log scale", key="ev_loss_log")
+        right.plotly_chart(plots.loss_panels(losses, log_y=log_y), key="fig_loss")
+    else:
+        right.caption("The chosen runs' training logged no loss metrics.")
