@@ -72,8 +72,8 @@ def test_elad_runs_both_arms_within_budget_and_resumes_without_repaying(conn, ho
 
 def test_elad_config_errors(conn):
     with pytest.raises(S.LoopError, match="teacher"):
-        job.validate({"loop": "elad", "dataset": "x", "teachers": []})
+        job.validate(None, {"loop": "elad", "dataset": "x", "teachers": []})
     with pytest.raises(S.LoopError, match="Unknown ELAD setting"):
-        job.validate({"loop": "elad", "dataset": "x", "teachers": ["fake"], "bugdet": 3})
+        job.validate(None, {"loop": "elad", "dataset": "x", "teachers": ["fake"], "bugdet": 3})
     with pytest.raises(S.LoopError, match="Unknown loop"):
-        job.validate({"loop": "nope"})
+        job.validate(None, {"loop": "nope"})

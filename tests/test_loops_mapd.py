@@ -75,6 +75,6 @@ def test_mapd_feedback_peer_review_accept_and_budget(conn, home, tmp_path, monke
 
 def test_mapd_needs_two_teachers():
     with pytest.raises(S.LoopError, match="two or more"):
-        job.validate({"loop": "mapd", "dataset": "x", "teachers": ["fake:a"]})
+        job.validate(None, {"loop": "mapd", "dataset": "x", "teachers": ["fake:a"]})
     with pytest.raises(S.LoopError, match="two or more"):
-        job.validate({"loop": "mapd", "dataset": "x", "teachers": ["fake:a", "fake:a"]})
+        job.validate(None, {"loop": "mapd", "dataset": "x", "teachers": ["fake:a", "fake:a"]})

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from mirror_core import answers, config, formats, store
 from mirror_core.configs import check_options, config_from_dict, option
-from mirror_core.errors import AnswerParseError, EvaluationError
+from mirror_core.errors import EvaluationError
 from mirror_core.evaluation import metrics
 from mirror_core.students import checkpoints
 from mirror_core.students.generate import generate
@@ -224,7 +224,6 @@ def summarize(conn: sqlite3.Connection, run_id: int, example_ids: list[int] | No
     greedy = [r for r in rows if r["sample_index"] == 0]
     if not greedy:
         raise EvaluationError(f"Eval run {run_id} has no predictions yet.")
-    out["ungradable"] = len(greedy) - len(graded)
     # A prediction whose gold does not parse is ungradable (correct NULL, `answers.grade`): it is left out
     # of every metric and counted, never scored as wrong.
     graded = [r for r in greedy if r["correct"] is not None]
@@ -232,6 +231,7 @@ def summarize(conn: sqlite3.Connection, run_id: int, example_ids: list[int] | No
     correct = [int(r["correct"]) for r in graded]
     out = metrics.calibration_summary(conf, correct, n_bins, seed=seed)
     out["reliability_mass"] = metrics.reliability_bins(conf, correct, n_bins, "mass")
+    out["ungradable"] = len(greedy) - len(graded)
     out["no_answer"] = sum(1 for r in greedy if r["answer"] is None)
     out["verdicts"] = {v: sum(1 for r in greedy if r["self_verdict"] == v) for v in formats.VERDICTS}
     sampled: dict[int, list[sqlite3.Row]] = {}
