@@ -8,7 +8,7 @@ import json
 import pytest
 from eval_helpers import one_thread  # noqa: F401 (autouse fixture)
 
-from mirror_core.evaluation import experiment
+from mirror_core.evaluation import compare, experiment
 
 
 @pytest.mark.slow
@@ -34,7 +34,8 @@ def test_experiment_trains_and_compares_three_methods_on_tiny(home, conn, tmp_pa
     assert (out / "table.md").read_text().count("\n") == 2 + len(experiment.METHODS)
     assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert set(summary["diffs_vs_answer_only"]) == {"step-by-step", "mindsmirror", "mindsmirror-two-stage"}
-    assert sum(summary["diffs_vs_answer_only"]["mindsmirror"].values()) == 4
+    assert sum(summary["diffs_vs_answer_only"]["mindsmirror"][c] for c in compare.CATEGORIES) == 4
+    assert 0.0 <= summary["diffs_vs_answer_only"]["mindsmirror"]["mcnemar_p"] <= 1.0
     # a rerun reuses every finished job instead of training again
     n_runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
     again = experiment.run_experiment(

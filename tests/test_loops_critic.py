@@ -70,6 +70,6 @@ def test_critic_prefers_judges_both_orders_trains_dpo_and_reports_win_rate(conn,
 
 def test_critic_config_errors():
     with pytest.raises(S.LoopError, match="band"):
-        job.validate({"loop": "critic", "dataset": "x", "teachers": ["fake"], "band": [1.2, 0.8]})
+        job.validate(None, {"loop": "critic", "dataset": "x", "teachers": ["fake"], "band": [1.2, 0.8]})
     with pytest.raises(S.LoopError, match="k must"):
-        job.validate({"loop": "critic", "dataset": "x", "teachers": ["fake"], "k": 1})
+        job.validate(None, {"loop": "critic", "dataset": "x", "teachers": ["fake"], "k": 1})

@@ -57,6 +57,10 @@ def test_generate_drops_a_remembered_dataset_that_is_gone(home, conn):
 
 def test_evaluate_settings_survive_a_new_tab_and_clone_fills_the_form(home, conn):
     did = make_dataset(conn, n_test=3)
+    # one dev question: submit refuses an eval of a split with no questions
+    conn.execute("INSERT INTO examples (dataset_id, ext_id, split, question, answer, task_type)"
+                 " VALUES (?, 'd0', 'dev', 'What is 2 + 2?', '4', 'numeric')", (did,))
+    conn.commit()
     t1 = make_train_run(conn, home, did, name="one", checkpoint=False)
     t2 = make_train_run(conn, home, did, name="two", checkpoint=False)
     at = AppTest.from_file("../pages/5_Evaluate.py", default_timeout=60).run()
@@ -86,4 +90,6 @@ def test_evaluate_settings_survive_a_new_tab_and_clone_fills_the_form(home, conn
     fresh.button(key="ev_go").click().run()
     new = jobs.list_runs(conn, "eval")[0]
     jobs.stop(conn, new["id"], grace_s=0.5)
-    assert json.loads(new["config"]) == {"train_run": t2, "split": "test", "samples": 5, "limit": 2}
+    stored = json.loads(new["config"])  # submit stores the full validated config
+    assert {k: stored[k] for k in ("train_run", "split", "samples", "limit")} == {
+        "train_run": t2, "split": "test", "samples": 5, "limit": 2}
