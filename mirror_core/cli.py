@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     jsub = p.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
     q = jsub.add_parser("list", help="all runs, newest first")
     q.add_argument("--json", action="store_true", help="print a JSON list")
-    q.add_argument("--kind", help="only this kind (generate, train, eval, loop)")
+    q.add_argument("--kind", help="only this kind (generate, train, eval, loop, experiment)")
     q.set_defaults(func=cmd_jobs_list)
     for name, fn, hlp in (("stop", cmd_jobs_stop, "stop a job (kills its process group)"),
                           ("resume", cmd_jobs_resume, "queue a failed or cancelled job again"),

@@ -33,6 +33,7 @@ HANDLERS: dict[str, str] = {
     "train": "mirror_core.training.job:run",
     "eval": "mirror_core.evaluation.job:run",
     "loop": "mirror_core.loops.job:run",
+    "experiment": "mirror_core.evaluation.experiment_job:run",  # coordinates child jobs; holds no device
     # for tests of the runner itself: a plain job and one that holds a device like training does
     "sleep": "mirror_core.jobs:_sleep_handler",
     "sleep-device": "mirror_core.jobs:_sleep_handler",
@@ -340,7 +341,8 @@ def log_tail(path: str | None, lines: int = LOG_TAIL_LINES) -> str:
 # tens of seconds: killing it sooner would throw away every step since the last checkpoint.
 # A generate job drains its in-flight requests (no new ones, no retries) before it exits, and an API
 # request may take up to its timeout (120 s by default): killing it sooner loses answers already paid for.
-STOP_GRACE_S = {"train": 180.0, "loop": 180.0, "eval": 30.0, "generate": 150.0}
+STOP_GRACE_S = {"train": 180.0, "loop": 180.0, "eval": 30.0, "generate": 150.0,
+                "experiment": 200.0}  # the experiment stops its running child first (up to 180 s)
 DEFAULT_STOP_GRACE_S = 10.0
 
 

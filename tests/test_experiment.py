@@ -8,17 +8,24 @@ import json
 import pytest
 from eval_helpers import one_thread  # noqa: F401 (autouse fixture)
 
-from mirror_core.evaluation import compare, experiment
+from mirror_core import jobs, store
+from mirror_core.evaluation import compare, experiment, experiment_job
 
 
 @pytest.mark.slow
 def test_experiment_trains_and_compares_three_methods_on_tiny(home, conn, tmp_path):
+    """Queued as the CLI queues it: one experiment job whose generate, train and eval children each queue
+    through their own stage; then a direct rerun reuses every child."""
     out = tmp_path / "exp"
-    summary = experiment.run_experiment(
-        dataset="gsm8k", student="tiny", max_steps=3, limit=4, train_limit=6, dev_limit=2, n_cots=1, k_evals=1,
-        max_new_tokens=8, out=out, train_overrides={"eval_every": 3, "dev_max_examples": 4, "batch_tokens": 1024,
-                                                    "seq_len": 256},
-        timeout_s=280)
+    run_id = experiment_job.submit(conn, {
+        "dataset": "gsm8k", "student": "tiny", "max_steps": 3, "limit": 4, "train_limit": 6, "dev_limit": 2,
+        "n_cots": 1, "k_evals": 1, "max_new_tokens": 8, "out": str(out),
+        "train_options": {"eval_every": 3, "dev_max_examples": 4, "batch_tokens": 1024, "seq_len": 256}})
+    row = jobs.wait(conn, run_id, timeout_s=280)
+    assert row["status"] == "succeeded", jobs.log_tail(row["log_path"], 20)
+    summary = store.loads(row["result"])
+    # progress counted each child: 2 generate runs, then a train and an eval run per method
+    assert (row["progress_done"], row["progress_total"]) == (2 + 2 * len(experiment.METHODS),) * 2
     rows = summary["table"]
     assert [r["method"] for r in rows] == list(experiment.METHODS)
     for r in rows:

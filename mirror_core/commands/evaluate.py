@@ -53,6 +53,7 @@ def register(sub) -> None:
     p.add_argument("--train-option", action="append", default=[], metavar="FIELD=VALUE", type=train_option,
                    help="repeatable; any training setting, the same for every method (e.g. batch_tokens=2048, "
                         "lr=1e-4, eval_every=0); fields as in `train --help`")
+    p.add_argument("--background", action="store_true", help="only queue the experiment job; print its id as JSON")
     p.set_defaults(func=cmd_experiment)
 
 
@@ -159,13 +160,23 @@ def cmd_compare(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from mirror_core.evaluation import experiment
+    from mirror_core.evaluation import experiment_job
 
-    summary = experiment.run_experiment(
-        dataset=args.dataset, student=args.student, max_steps=args.max_steps, limit=args.limit,
-        train_limit=args.train_limit, max_new_tokens=args.max_new_tokens, samples=args.samples,
-        device=args.device, out=args.out, teacher=args.teacher, n_cots=args.n_cots, k_evals=args.k_evals,
-        evaluator=args.evaluator, methods=args.methods, dev_limit=args.dev_limit,
-        train_overrides=dict(args.train_option) or None, log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(json.dumps(summary))
+    conn = store.connect()
+    cfg = {"out": args.out, "dataset": args.dataset, "student": args.student, "teacher": args.teacher,
+           "n_cots": args.n_cots, "k_evals": args.k_evals, "evaluator": args.evaluator, "max_steps": args.max_steps,
+           "train_limit": args.train_limit, "dev_limit": args.dev_limit, "limit": args.limit, "samples": args.samples,
+           "max_new_tokens": args.max_new_tokens, "device": args.device, "train_options": dict(args.train_option)}
+    if args.methods:
+        cfg["methods"] = args.methods
+    run_id = experiment_job.submit(conn, cfg)  # the same checks whoever queues it
+    if args.background:
+        print(json.dumps({"experiment_run": run_id, "status": "queued"}))
+        return 0
+    print(f"experiment run {run_id} queued; its train and eval runs queue on {args.device} as they come",
+          file=sys.stderr)
+    rc = print_wait(conn, run_id)
+    if rc:
+        return rc
+    print(json.dumps(store.loads(jobs.get(conn, run_id)["result"])))
     return 0

@@ -28,45 +28,89 @@ METHODS: dict[str, dict[str, Any]] = {
 # The metrics the comparison shows after accuracy, in order; names and formats come from metrics.METRICS.
 SHOWN_METRICS = ("ece", "brier", "auroc", "accuracy_at_80", "majority_accuracy", "weighted_accuracy")
 ACC_CI = f"{metric('accuracy').label} [95% CI]"
+EVAL_NAME = "experiment eval "  # run_experiment names each method's eval run "experiment eval <method>"
 TABLE_COLUMNS = ("method", "train_run", "eval_run", "student", "snapshot", "n", "accuracy", "accuracy_lo",
                  "accuracy_hi", "ece", "ece_mass", "brier", "auroc", "majority_accuracy", "weighted_accuracy", "accuracy_at_80",
                  "teacher_cost_usd", "train_seconds", "eval_seconds")
 
 
 def _reuse_or_submit(conn, kind: str, cfg: dict[str, Any], *, name: str, snapshot_id: int | None = None,
-                     parent_run_id: int | None = None, device: str = "cpu") -> int:
-    """A succeeded run of this kind with exactly this config (and snapshot), else a new job."""
-    want = store.dumps(cfg)
+                     device: str = "cpu") -> int:
+    """A run of this kind with exactly this config (and snapshot), else a new job through the stage's own
+    `submit` — so an experiment's jobs are validated as the CLI's and the pages' are.
+
+    The config compared is the one the stage stores (its `validate` fills defaults and, for generation,
+    fixes the prompt versions), so a rerun finds the runs it made. A failed or cancelled match is resumed
+    (its handler skips finished work); a queued or running one is waited for."""
+    from mirror_core.evaluation import job as eval_job
+    from mirror_core.generation import job as gen_job
+    from mirror_core.training import job as train_job
+
+    if kind == "generate":
+        stored = gen_job.validate(conn, cfg).as_dict()
+    elif kind == "train":
+        stored = train_job.validate(conn, cfg, snapshot_id)[0].to_dict()
+    else:
+        stored = eval_job.validate(conn, cfg).to_dict()
+    want = store.dumps(stored)
     for r in conn.execute("SELECT id, config, snapshot_id, status FROM runs WHERE kind = ? ORDER BY id DESC", (kind,)):
-        if r["config"] == want and r["snapshot_id"] == snapshot_id:
-            if r["status"] == "succeeded":
-                return r["id"]
+        if r["config"] == want and (kind == "generate" or r["snapshot_id"] == snapshot_id):
             if r["status"] in ("failed", "cancelled"):
                 jobs.resume(conn, r["id"])
-                return r["id"]
-            return r["id"]  # queued or running: wait for it
-    return jobs.submit(conn, kind, cfg, name=name, snapshot_id=snapshot_id, parent_run_id=parent_run_id, device=device)
+            return r["id"]
+    if kind == "generate":
+        return gen_job.submit(conn, stored, name=name, device=device)
+    if kind == "train":
+        return train_job.submit(conn, stored, snapshot=snapshot_id, device=device, name=name)
+    return eval_job.submit(conn, stored, device=device, name=name)
 
 
-def _wait(conn, run_id: int, log: Callable[[str], None], timeout_s: float | None) -> dict[str, Any]:
-    row = jobs.wait(conn, run_id, poll_s=1.0, timeout_s=timeout_s)
+def _wait(conn, run_id: int, log: Callable[[str], None], timeout_s: float | None,
+          on_poll: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    row = jobs.wait(conn, run_id, poll_s=1.0, timeout_s=timeout_s, on_poll=on_poll)
     if row["status"] != "succeeded":
         raise EvaluationError(f"Run {run_id} ({row['kind']}) {row['status']}: {row['error'] or jobs.log_tail(row['log_path'], 5)}")
     log(f"run {run_id} ({row['kind']} {row['name'] or ''}) succeeded")
     return store.loads(row["result"]) or {}
 
 
+def snapshot_name(dataset: str, teacher: str, train_limit: int | None, dev_limit: int, n_cots: int | None,
+                  k_evals: int | None, seed: int, evaluator: str) -> str:
+    """The experiment's snapshot: one per data set, teacher and teacher settings, shared by every method."""
+    key = hashlib.sha256(json.dumps([dataset, teacher, train_limit, dev_limit, n_cots, k_evals, seed]
+                                    + ([evaluator] if evaluator != "teacher" else [])).encode()).hexdigest()[:8]
+    return f"experiment-{dataset}-{key}"
+
+
 def run_experiment(*, dataset: str = "gsm8k", student: str = "smollm2", max_steps: int = 200, limit: int = 200,
                    train_limit: int | None = None, dev_limit: int = 32, teacher: str = "fake", n_cots: int | None = 2,
-                   k_evals: int | None = 1, evaluator: str = "teacher", methods: list[str] | None = None, max_new_tokens: int = 256, samples: int = 1, device: str = "cpu",
+                   k_evals: int | None = 1, evaluator: str = "teacher", methods: list[str] | None = None,
+                   max_new_tokens: int = 256, samples: int = 1, device: str = "cpu",
                    out: str | Path = "experiment", seed: int = 0, train_overrides: dict[str, Any] | None = None,
-                   timeout_s: float | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    """Train and evaluate the three methods alike; write table.csv/.json/.md, diffs and comparison.png to `out`."""
+                   timeout_s: float | None = None, log: Callable[[str], None] = lambda m: None,
+                   progress: Callable[[int, int, str], None] | None = None,
+                   on_poll: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Train and evaluate the methods alike; write table.csv/.json/.md, diffs and comparison.png to `out`.
+
+    `progress(done, total, note)` hears of each finished step (2 generate runs, then a train and an eval
+    run per method); `on_poll(row)` is called while waiting on a child job (the experiment job raises
+    there when it is asked to stop)."""
     from mirror_core.data.importing import import_source
 
+    methods = list(methods or METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise EvaluationError(f"unknown method '{unknown[0]}'; choose from {', '.join(METHODS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     conn = store.connect()
+    total, done = 2 + 2 * len(methods), [0]
+
+    def step(note: str) -> None:
+        done[0] += 1
+        if progress:
+            progress(done[0], total, note)
+
     imported = import_source(conn, dataset)
     ds_name = imported.name
     log(f"dataset {ds_name}: {imported.summary()}")
@@ -75,19 +119,17 @@ def run_experiment(*, dataset: str = "gsm8k", student: str = "smollm2", max_step
     gen_ids = []
     for split, lim in (("train", train_limit), ("dev", dev_limit)):
         cfg = {"dataset": ds_name, "teachers": [teacher], "split": split, "n_cots": n_cots, "k_evals": k_evals,
-               "seed": seed}
-        if evaluator != "teacher":
-            cfg["evaluator"] = evaluator
+               "seed": seed, "evaluator": evaluator}
         if lim:
             cfg["limit"] = lim
-        gen_ids.append(_reuse_or_submit(conn, "generate", cfg, name=f"experiment: {teacher} on {ds_name} {split}"))
-    for g in gen_ids:
-        _wait(conn, g, log, timeout_s)
+        gen_ids.append(_reuse_or_submit(conn, "generate", cfg, name=f"experiment: {teacher} on {ds_name} {split}",
+                                        device=device))
+    for g, split in zip(gen_ids, ("train", "dev")):
+        _wait(conn, g, log, timeout_s, on_poll)
+        step(f"teacher CoTs on {split}: run {g}")
 
-    # 2. one frozen snapshot shared by all three methods
-    key = hashlib.sha256(json.dumps([ds_name, teacher, train_limit, dev_limit, n_cots, k_evals, seed]
-                                    + ([evaluator] if evaluator != "teacher" else [])).encode()).hexdigest()[:8]
-    snap_name = f"experiment-{ds_name}-{key}"
+    # 2. one frozen snapshot shared by every method
+    snap_name = snapshot_name(ds_name, teacher, train_limit, dev_limit, n_cots, k_evals, seed, evaluator)
     try:
         snap = snapshots.get_snapshot(conn, snap_name)
     except MirrorError:
@@ -96,24 +138,24 @@ def run_experiment(*, dataset: str = "gsm8k", student: str = "smollm2", max_step
 
     # 3. same student, steps and seed for every method
     train_ids = {}
-    for method in methods or list(METHODS):
-        if method not in METHODS:
-            raise EvaluationError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
+    for method in methods:
         cfg = {"student": student, **METHODS[method], "max_steps": max_steps, "seed": seed, **(train_overrides or {})}
         train_ids[method] = _reuse_or_submit(conn, "train", cfg, name=f"experiment {method}", snapshot_id=snap["id"],
                                              device=device)
     for method, t in train_ids.items():
-        _wait(conn, t, log, timeout_s)
+        _wait(conn, t, log, timeout_s, on_poll)
+        step(f"trained {method}: run {t}")
 
     # 4. evaluate each on test
     eval_ids = {}
     for method, t in train_ids.items():
         cfg = {"train_run": t, "split": "test", "limit": limit, "samples": samples, "max_new_tokens": max_new_tokens,
                "seed": seed}
-        eval_ids[method] = _reuse_or_submit(conn, "eval", cfg, name=f"experiment eval {method}", snapshot_id=snap["id"],
-                                            parent_run_id=t, device=device)
+        eval_ids[method] = _reuse_or_submit(conn, "eval", cfg, name=f"{EVAL_NAME}{method}", snapshot_id=snap["id"],
+                                            device=device)
     for method, e in eval_ids.items():
-        _wait(conn, e, log, timeout_s)
+        _wait(conn, e, log, timeout_s, on_poll)
+        step(f"evaluated {method}: run {e}")
 
     # 5. the table, diffs and figures
     return write_report(conn, eval_ids, out)
@@ -170,17 +212,19 @@ def _table_rows(eval_ids: dict[str, int], table: dict[int, dict[str, Any]],
     return rows
 
 
-EVAL_NAME = "experiment eval "  # run_experiment names each method's eval run "experiment eval <method>"
+# The training settings that follow from the method (the train stage stores them filled in: tasks and their
+# weights differ per method), so they do not split one experiment's runs apart.
+_BY_METHOD = ("method", "schedule", "tasks", "weights")
 
 
 def _experiment_key(conn, row) -> tuple[Any, str, str]:
     """What makes eval runs one experiment: the snapshot, the training settings every method shared (all but
-    method and schedule) and the eval settings (all but the train run) — so a tiny-student try and a SmolLM2
+    those its method sets: `_BY_METHOD`) and the eval settings (all but the train run) — so a tiny-student try and a SmolLM2
     run on the same snapshot stay apart."""
     ecfg = {k: v for k, v in (store.loads(row["config"]) or {}).items() if k != "train_run"}
     t = conn.execute("SELECT config FROM runs WHERE id = ?", ((store.loads(row["config"]) or {}).get("train_run")
                                                                or row["parent_run_id"],)).fetchone()
-    tcfg = {k: v for k, v in ((store.loads(t["config"]) if t else None) or {}).items() if k not in ("method", "schedule")}
+    tcfg = {k: v for k, v in ((store.loads(t["config"]) if t else None) or {}).items() if k not in _BY_METHOD}
     return row["snapshot_id"], store.dumps(tcfg), store.dumps(ecfg)
 
 
