@@ -8,6 +8,7 @@ from mirror_core import jobs, store
 from mirror_core.ui.eval_charts import experiments, run_charts
 from mirror_core.ui.eval_diff import example_diff
 from mirror_core.ui.eval_runs import launch_form, running, runs_table
+from mirror_core.ui.experiment_form import experiment_form
 
 st.set_page_config(page_title="Evaluate · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Evaluate")
@@ -17,6 +18,7 @@ jobs.reap(conn)
 # ---------------------------------------------------------------- launch
 launch_form(conn)
 running(conn)
+experiment_form(conn)
 
 # ---------------------------------------------------------------- table
 st.subheader("Runs")

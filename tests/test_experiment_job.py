@@ -60,3 +60,32 @@ def test_submit_queues_one_experiment_job_that_holds_no_device(conn, home, tmp_p
     assert experiment_job.ExperimentConfig.from_dict(cfg).methods == ["step-by-step"]
     assert cfg["train_options"] == {"lr": 1e-4} and cfg["device"] == "cpu"
     assert jobs.HANDLERS["experiment"] == "mirror_core.evaluation.experiment_job:run"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_stop_stops_the_child_it_waits_on_and_resume_reuses_what_finished(conn, home, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_id = experiment_job.submit(conn, {
+        "dataset": "svamp", "teacher": "palm", "evaluator": "reference", "student": "tiny", "n_cots": 1, "k_evals": 1,
+        "methods": ["answer-only"], "max_steps": 2, "train_limit": 6, "dev_limit": 2, "limit": 2, "max_new_tokens": 8,
+        "out": str(tmp_path / "exp"), "train_options": {"eval_every": 0, "batch_tokens": 512, "seq_len": 128}})
+    deadline = time.time() + 240
+    while not jobs.list_runs(conn, "train") and time.time() < deadline:
+        time.sleep(0.5)
+    [train] = jobs.list_runs(conn, "train")
+    jobs.stop(conn, run_id)
+    assert jobs.wait(conn, run_id, timeout_s=240)["status"] == "cancelled"
+    child = jobs.get(conn, train["id"])
+    assert child["status"] in ("cancelled", "succeeded", "failed") and child["status"] != "running"
+    gens = [r["id"] for r in jobs.list_runs(conn, "generate")]
+    assert len(gens) == 2 and all(jobs.get(conn, g)["status"] == "succeeded" for g in gens)
+    # resumed: the generate runs and the train run are reused, not made again; then it finishes
+    jobs.resume(conn, run_id)
+    row = jobs.wait(conn, run_id, timeout_s=300)
+    assert row["status"] == "succeeded", jobs.log_tail(row["log_path"], 20)
+    assert sorted(r["id"] for r in jobs.list_runs(conn, "generate")) == sorted(gens)
+    assert [r["id"] for r in jobs.list_runs(conn, "train")] == [train["id"]]
+    assert store.loads(row["result"])["table"][0]["method"] == "answer-only"
