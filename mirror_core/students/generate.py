@@ -8,8 +8,9 @@ caller's order. With `num_samples` > 1 each prompt gets that many sampled contin
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 
 @dataclass
@@ -28,6 +29,26 @@ class Generations:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens_total / self.seconds if self.seconds > 0 else 0.0
+
+
+@contextmanager
+def padded_inference(model, tokenizer, arch: str) -> Iterator[None]:
+    """The tokenizer and model set for batched inference, put back as they were afterwards (training may go on
+    with the same objects): a pad token, left truncation (an over-long prompt loses its start, never the part
+    to continue), left padding for a causal model (every row's next token at the last position; right for
+    seq2seq, whose encoder reads the whole input) and eval mode."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    old_side, old_trunc = tokenizer.padding_side, tokenizer.truncation_side
+    tokenizer.truncation_side = "left"
+    tokenizer.padding_side = "left" if arch == "causal" else "right"
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        tokenizer.padding_side, tokenizer.truncation_side = old_side, old_trunc
+        model.train(was_training)
 
 
 def _stop_ids(tokenizer, model) -> set[int]:
@@ -66,9 +87,6 @@ def generate(model, tokenizer, prompts: Sequence[str], *, arch: str = "causal", 
     device = next(model.parameters()).device
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    old_side, old_trunc = tokenizer.padding_side, tokenizer.truncation_side
-    tokenizer.truncation_side = "left"  # an over-long prompt loses its start, never the part to continue
-    tokenizer.padding_side = "left" if arch == "causal" else "right"
     stop = _stop_ids(tokenizer, model)
     lengths = [len(tokenizer(p, add_special_tokens=True)["input_ids"]) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
@@ -81,11 +99,9 @@ def generate(model, tokenizer, prompts: Sequence[str], *, arch: str = "causal", 
     else:
         # Greedy decoding: silence sampling defaults a checkpoint's generation_config may carry.
         gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-    was_training = model.training
-    model.eval()
     t0 = time.perf_counter()
     n_batches = 0
-    try:
+    with padded_inference(model, tokenizer, arch):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
@@ -103,7 +119,4 @@ def generate(model, tokenizer, prompts: Sequence[str], *, arch: str = "causal", 
             n_batches += 1
             if on_batch:
                 on_batch(min(start + batch_size, len(order)), len(order))
-    finally:
-        tokenizer.padding_side, tokenizer.truncation_side = old_side, old_trunc
-        model.train(was_training)
     return Generations(texts, counts, time.perf_counter() - t0, n_batches)

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from mirror_core import formats
 from mirror_core.errors import MirrorError
+from mirror_core.students.generate import padded_inference
 
 
 @dataclass
@@ -49,20 +50,13 @@ def self_evaluate(model, tokenizer, questions: Sequence[str], choices: Sequence[
     col = torch.tensor([ids[w] for w in words])
     prompts = [formats.prompt("verdict", q, c, cot) for q, c, cot in zip(questions, choices, cots)]
     device = next(model.parameters()).device
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    old_side, old_trunc = tokenizer.padding_side, tokenizer.truncation_side
-    tokenizer.truncation_side = "left"  # an over-long prompt loses its start, never the part to continue
-    # Left padding (causal) puts every prompt's last token at position -1.
-    tokenizer.padding_side = "left" if arch == "causal" else "right"
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[SelfEval | None] = [None] * len(prompts)
     import inspect
 
     keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
-    was_training = model.training
-    model.eval()
-    try:
+    # Left padding (causal) puts every prompt's last token at position -1.
+    with padded_inference(model, tokenizer, arch):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
@@ -84,7 +78,4 @@ def self_evaluate(model, tokenizer, questions: Sequence[str], choices: Sequence[
             for row, i in enumerate(idx):
                 probs = {w: float(p[row, k]) for k, w in enumerate(words)}
                 out[i] = SelfEval(max(probs, key=probs.get), probs["correct"], probs)
-    finally:
-        tokenizer.padding_side, tokenizer.truncation_side = old_side, old_trunc
-        model.train(was_training)
     return out  # type: ignore[return-value]
