@@ -47,36 +47,55 @@ def number_in(kind: type, lo: float | None = None, hi: float | None = None, *, l
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls, *, names: dict[str, str] | None = None,
-                     metavars: dict[str, str] | None = None) -> None:
+                     metavars: dict[str, str] | None = None, repeat: tuple[str, ...] = (),
+                     required: tuple[str, ...] = (), defaults: dict[str, Any] | None = None,
+                     notes: dict[str, str] | None = None) -> None:
     """One flag per field of the Config dataclass `cls` (`--max-steps` for `max_steps`, or `names[field]`),
     with the field's help, choices and bounds. A flag not given stays out of the namespace, so the
-    Config's own default (or its sizing to the student) applies, as it does for the pages."""
+    Config's own default (or its sizing to the student) applies, as it does for the pages.
+
+    For a command whose flags were written by hand before (a script may call them): a field in `repeat`
+    is a flag given once per item (`--teacher A --teacher B`) instead of `A,B`, since an item may hold a
+    comma (a file path); one in `required` must be given although the Config has a default; `defaults`
+    are the values the command (and its page) use when the flag is left out, in place of the Config's;
+    `notes` is what help says in parentheses in place of "(default X)" (where the default depends on other
+    flags, or how to give the flag)."""
     hints = configs.field_types(cls)
     for f in dataclasses.fields(cls):
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        needed = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = (defaults or {}).get(f.name, f.default)
         text = f.metadata.get("help", "")
-        if not required and f.default is not None and not isinstance(f.default, bool):
-            text += f" (default {f.default})"
-        kw: dict[str, Any] = {"dest": f"cfg_{f.name}", "default": argparse.SUPPRESS, "help": text.replace("%", "%%")}
-        if required:
+        if f.name in (notes or {}):
+            text += f" ({notes[f.name]})"
+        elif not needed and default is not None and default is not dataclasses.MISSING \
+                and not isinstance(default, bool):
+            text += f" (default {default})"
+        kw: dict[str, Any] = {"dest": f"cfg_{f.name}", "help": text.replace("%", "%%"),
+                              "default": (defaults or {}).get(f.name, argparse.SUPPRESS)}
+        if needed or f.name in required:
             kw["required"] = True
         if (metavars or {}).get(f.name):
             kw["metavar"] = metavars[f.name]
         tp = _without_none(hints[f.name])
         lo, hi, choices = f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("choices")
-        if tp is bool:
+        item = (typing.get_args(tp) or (str,))[0] if typing.get_origin(tp) is list or tp is list else None
+        if f.name in repeat:
+            kw["action"] = "append"
+            kw["type"] = _item_type(item or str)
+            kw.setdefault("metavar", f.name.upper().rstrip("S"))
+        elif tp is bool:
             kw["action"] = argparse.BooleanOptionalAction
             kw.pop("metavar", None)
         elif tp in (int, float):
-            kw["type"] = number_in(tp, lo, hi)
+            kw["type"] = number_in(tp, lo, hi, lo_open=bool(f.metadata.get("lo_open")))
             kw.setdefault("metavar", "N" if tp is int else "X")
         elif tp is str and not choices:
             kw.setdefault("metavar", f.name.upper())
-        elif typing.get_origin(tp) is list:
-            kw["type"] = _comma_list
+        elif item is not None:
+            kw["type"] = _comma_list(_item_type(item))
             kw.setdefault("metavar", "A,B")
-        elif typing.get_origin(tp) is dict:
-            kw["type"] = _pairs
+        elif typing.get_origin(tp) is dict or tp is dict:
+            kw["type"] = _pairs(_item_type((typing.get_args(tp) or (str, float))[-1]))
             kw.setdefault("metavar", "K=V,..")
         if choices:
             kw["choices"] = list(choices)
@@ -97,16 +116,37 @@ def _without_none(tp):
     return tp
 
 
-def _comma_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+def _item_type(tp) -> Any:
+    """The parser of one item of a list or a mapping: int, float, or the text as given."""
+    return tp if tp in (int, float) else str
 
 
-def _pairs(text: str) -> dict[str, float]:
-    """'answer=0.5,cot=0.5' -> {'answer': 0.5, 'cot': 0.5}."""
-    try:
-        return {k.strip(): float(v) for k, v in (x.split("=") for x in text.split(",") if x.strip())}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' must look like answer=0.5,cot=0.5") from None
+def _comma_list(item=str):
+    """'a,b' -> ['a', 'b'] (each item read by `item`: '0.8,1.2' -> [0.8, 1.2] for a list of numbers)."""
+
+    def parse(text: str) -> list:
+        try:
+            return [item(t.strip()) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' must be a comma-separated list of "
+                                             f"{'numbers' if item in (int, float) else 'items'}") from None
+
+    parse.__name__ = "list"
+    return parse
+
+
+def _pairs(value=float):
+    """'answer=0.5,cot=0.5' -> {'answer': 0.5, 'cot': 0.5} (each value read by `value`)."""
+
+    def parse(text: str) -> dict:
+        try:
+            return {k.strip(): value(v.strip()) for k, v in (x.split("=") for x in text.split(",") if x.strip())}
+        except ValueError:
+            example = "answer=0.5,cot=0.5" if value is float else "cot-numeric=2,self-eval=1"
+            raise argparse.ArgumentTypeError(f"'{text}' must look like {example}") from None
+
+    parse.__name__ = "mapping"
+    return parse
 
 
 def print_wait(conn, run_id: int) -> int:

@@ -11,38 +11,28 @@ import json
 import sys
 
 from mirror_core import prompts, store
-from mirror_core.commands import number_in, print_wait
+from mirror_core.commands import add_config_flags, config_of_args, print_wait
 from mirror_core.errors import ConfigError
 from mirror_core.generation import job as gen_job
 from mirror_core.generation import pipeline, pricing
 from mirror_core.teachers.registry import SPEC_HELP, TeacherSpec
 
 
+# GenConfig field -> its flag, where the flag is not the field's name (`--n-cots` for n_cots needs none).
+FLAG_NAMES = {"teachers": "--teacher", "budget_usd": "--budget", "timeout_s": "--timeout"}
+
+
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="teacher CoTs and self-evaluations for a dataset split (a background job)")
-    p.add_argument("--dataset", required=True, help="dataset name (see `data list`)")
-    p.add_argument("--split", default="train", choices=("train", "dev", "test"))
-    p.add_argument("--limit", type=number_in(int, 1), help="first N questions of the split (default: all)")
-    p.add_argument("--dev-limit", type=number_in(int, 0), default=0,
-                   help="with --split train: also the first N dev questions, for model selection in training")
-    p.add_argument("--teacher", action="append", required=True, metavar="SPEC",
-                   help=f"repeatable: {SPEC_HELP}")
-    p.add_argument("--n-cots", type=number_in(int, 1),
-                   help="CoTs per question per teacher (default 3; a replay teacher: all its file holds)")
-    p.add_argument("--k-evals", type=number_in(int, 0),
-                   help="self-evaluations per CoT (default 2; a replay teacher: all its file holds)")
-    p.add_argument("--evaluator", choices=("teacher", "reference"), default="teacher",
-                   help="who judges each CoT: 'teacher' (its K self-evaluations) or 'reference' (a verdict from "
-                        "the CoT's answer vs the gold, confidence 1.0, no critique, no teacher calls)")
-    p.add_argument("--temperature", type=number_in(float, 0, 2), default=0.7)
-    p.add_argument("--max-tokens", type=number_in(int, 1), help="CoT length cap (default 512; 256 with only local teachers)")
-    p.add_argument("--eval-max-tokens", type=number_in(int, 1),
-                   help="self-evaluation length cap (default 384; 160 with only local teachers)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--base-url", help="OpenAI-compatible (or Anthropic) server URL, e.g. http://localhost:11434/v1")
-    p.add_argument("--budget", type=number_in(float, 0), metavar="USD", help="stop cleanly once this much has been spent")
-    p.add_argument("--timeout", type=number_in(float, 0, lo_open=True), metavar="S", help="per-request timeout in seconds (default 120)")
-    p.add_argument("--retry-failed", action="store_true", help="send again requests that failed before")
+    p = sub.add_parser("generate", help="teacher CoTs and self-evaluations for a dataset split (a background job)",
+                       description="Queue a generation job. Every generation setting is a flag below, made from "
+                                   "GenConfig's fields; API keys come from the environment, never a flag.")
+    # The flag names scripts already use (--teacher, --budget, --timeout) are kept for the fields they set.
+    add_config_flags(p, pipeline.GenConfig, names=FLAG_NAMES, repeat=("teachers",),
+                     metavars={"dataset": "NAME", "teachers": "SPEC", "budget_usd": "USD", "timeout_s": "S",
+                               "base_url": "URL", "templates": "NAME=V,.."},
+                     notes={"teachers": f"repeatable: {SPEC_HELP}",
+                                   "max_tokens": "default 512; 256 with only local teachers",
+                                   "eval_max_tokens": "default 384; 160 with only local teachers"})
     p.add_argument("--device", default="cpu", help="device for a local teacher: cpu or cuda:N (default cpu)")
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--estimate", action="store_true", help="print the request count and cost estimate only")
@@ -84,19 +74,17 @@ def default_max_tokens(specs: list[TeacherSpec]) -> tuple[int, int]:
 
 
 def build_config(conn, args) -> pipeline.GenConfig:
+    """The GenConfig of the flags given; a flag left out takes GenConfig's default, except the length caps,
+    which are shorter when every teacher is local (default_max_tokens), as on the Generate page."""
+    given = config_of_args(args, pipeline.GenConfig)
     # Each --teacher is parsed here, once (a bad one is one sentence before anything else happens);
     # GenConfig takes the parsed specs as they are.
-    specs = [TeacherSpec.parse(s) for s in args.teacher or []]
+    specs = [TeacherSpec.parse(s) for s in given.get("teachers") or []]
     d_cot, d_eval = default_max_tokens(specs)
-    args.max_tokens = args.max_tokens or d_cot
-    args.eval_max_tokens = args.eval_max_tokens or d_eval
+    given.setdefault("max_tokens", d_cot)
+    given.setdefault("eval_max_tokens", d_eval)
     try:
-        cfg = pipeline.GenConfig(dataset=args.dataset, split=args.split, limit=args.limit, teachers=specs,
-                                 n_cots=args.n_cots, k_evals=args.k_evals, temperature=args.temperature,
-                                 max_tokens=args.max_tokens, eval_max_tokens=args.eval_max_tokens, seed=args.seed,
-                                 base_url=args.base_url, budget_usd=args.budget, timeout_s=args.timeout,
-                                 retry_failed=args.retry_failed, dev_limit=args.dev_limit,
-                                 evaluator=args.evaluator)
+        cfg = pipeline.GenConfig(**{**given, "teachers": specs})
     except ValueError as exc:  # a sampling setting out of range (GenParams)
         raise ConfigError(f"{exc}; see `python -m mirror_core generate --help`.") from None
     return cfg

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from mirror_core import answers, prompts, store
 from mirror_core.agreement import agreement
-from mirror_core.configs import config_from_dict
+from mirror_core.configs import config_from_dict, option
 from mirror_core.errors import ConfigError, DataImportError, NotFoundError, TeacherError
 from mirror_core.generation import pricing
 from mirror_core.generation.calls import FAILED, Call, CallEngine, RetryPolicy, Stats
@@ -38,32 +38,49 @@ _CONF_RE = re.compile(r"confidence\s*:?\s*(0(?:\.\d+)?|1(?:\.0+)?|\.\d+|\d{1,3}\
 class GenConfig:
     """What a generate job does; stored as the run's config (never a key in it)."""
 
-    dataset: str
-    teachers: list[str]
-    split: str = "train"
-    limit: int | None = None
+    # Each field's help is what `generate --help` shows; lo/hi/choices are the bounds the CLI refuses at
+    # parse time. Those that a page or a stored config could break too (split, limit, dev_limit, n_cots,
+    # k_evals, evaluator, temperature, max_tokens) are checked again in __post_init__ and GenParams.
+    dataset: str = option("dataset name (see `data list`)")
+    teachers: list[str] = option("teacher specs, one per teacher; each writes its own CoTs and self-evaluations")
+    split: str = option("split whose questions the teachers answer", "train", choices=("train", "dev", "test"))
+    limit: int | None = option("only the first N questions of the split; None: all of them", None, lo=1)
     # The first N dev questions too, so a snapshot made from this run has dev items for model selection
     # (best checkpoint, early stopping). Only with split='train'.
-    dev_limit: int = 0
+    dev_limit: int = option("with split train: also the first N dev questions, for model selection in training",
+                            0, lo=0)
     # None: DEFAULT_N_COTS / DEFAULT_K_EVALS for teachers that write, everything a replay file holds.
-    n_cots: int | None = None
-    k_evals: int | None = None
-    temperature: float = 0.7
-    max_tokens: int = 512
-    eval_max_tokens: int = 384
-    seed: int | None = 0
-    base_url: str | None = None
-    budget_usd: float | None = None
-    timeout_s: float | None = None
-    templates: dict[str, int] = field(default_factory=dict)  # name -> version, fixed when the job is made
-    retry_failed: bool = False
-    max_retries: int = 4
-    backoff_s: float = 1.0
-    max_in_flight: int | None = None           # per provider; None = the teacher's default
-    requests_per_minute: float | None = None   # per provider; None = the teacher's default, 0 = no limit
+    n_cots: int | None = option("CoTs per question per teacher; None: 3 (a replay teacher: all its file holds)",
+                                None, lo=1)
+    k_evals: int | None = option("self-evaluations per CoT; None: 2 (a replay teacher: all its file holds)",
+                                 None, lo=0)
+    temperature: float = option("sampling temperature of every teacher request", 0.7, lo=0, hi=2)
+    max_tokens: int = option("CoT length cap in tokens", 512, lo=1)
+    eval_max_tokens: int = option("self-evaluation length cap in tokens", 384, lo=1)
+    seed: int | None = option("sampling seed: sample #i of a prompt asks with seed + i; None: unseeded", 0)
+    base_url: str | None = option("OpenAI-compatible (or Anthropic) server URL, e.g. http://localhost:11434/v1",
+                                  None)
+    budget_usd: float | None = option("stop cleanly once this many US dollars have been spent; None: no limit",
+                                      None, lo=0)
+    # lo_open: a timeout of 0 would fail every request, so the CLI wants more than 0.
+    timeout_s: float | None = field(default=None, metadata={
+        "help": "per-request timeout in seconds; None: 120", "lo": 0, "hi": None, "choices": None,
+        "lo_open": True})
+    templates: dict[str, int] = option("prompt template versions to use (name=version, e.g. cot-numeric=2); "
+                                       "a template not named: its newest version, fixed when the job is made",
+                                       default_factory=dict)
+    retry_failed: bool = option("send again requests that failed before", False)
+    max_retries: int = option("retries of a request after a 429, a 5xx, a timeout or a connection error", 4, lo=0)
+    backoff_s: float = option("first wait in seconds before a retry (doubled on each retry, at most 60)", 1.0, lo=0)
+    max_in_flight: int | None = option("requests in flight at once per provider; None: the teacher's default",
+                                       None, lo=1)
+    requests_per_minute: float | None = option("requests per minute per provider; None: the teacher's default, "
+                                               "0: no limit", None, lo=0)
     # Who judges each CoT: "teacher" (K self-evaluations by the teacher that wrote it) or "reference"
     # (a verdict from the CoT's answer vs the gold, no teacher calls: generation/reference.py).
-    evaluator: str = "teacher"
+    evaluator: str = option("who judges each CoT: 'teacher' (its K self-evaluations) or 'reference' (a verdict "
+                            "from the CoT's answer vs the gold, confidence 1.0, no critique, no teacher calls)",
+                            "teacher", choices=("teacher", "reference"))
 
     def __post_init__(self):
         if self.evaluator not in ("teacher", "reference"):

@@ -16,12 +16,12 @@ judging the rest, so every round gets both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mirror_core import store
 from mirror_core.loops import critic
 from mirror_core.loops import dpo as D
-from mirror_core.configs import config_from_dict
+from mirror_core.configs import config_from_dict, option
 from mirror_core.loops import steps as S
 
 JUDGE = ("critic-judge", 1)
@@ -39,22 +39,22 @@ Answer 2:
 
 
 @dataclass
-class CriticConfig:
-    dataset: str
-    student: str = "smollm2"
-    teachers: list = None
-    budget: int = 20
-    rounds: int = 1
-    k: int = 6                      # candidates per question
-    pool: int = 8                   # train questions sampled per round
-    band: list = field(default_factory=lambda: list(critic.DEFAULT_BAND))
-    dpo_epochs: int = 2             # K: epochs of DPO per feedback round
-    beta: float = 0.1
-    lr: float = 5e-5
-    winrate_limit: int = 8          # held-out questions for new-vs-old
-    max_new_tokens: int = 64
-    teacher_max_tokens: int = 256
-    seed: int = 0
+class CriticConfig(S.LoopConfig):
+    budget: int = option(S.HELP["budget"] + "; each judged pair and each win-rate question costs 2", 20, lo=2)
+    rounds: int = option(S.HELP["rounds"], 1, lo=1)
+    k: int = option("candidates the student samples per question", 6, lo=2)
+    pool: int = option("train questions sampled per round", 8, lo=1)
+    band: list[float] = option("a candidate pair is judged only when its length ratio is within low..high "
+                               "(0 < low <= 1 <= high)", default_factory=lambda: list(critic.DEFAULT_BAND))
+    dpo_epochs: int = option("K: epochs of DPO on each round's consistent preferences (one feedback round per "
+                             "K epochs)", 2, lo=1)
+    beta: float = S.more_than_zero("DPO β: how strongly the student is held to the round's starting one", 0.1)
+    lr: float = S.more_than_zero("DPO learning rate", 5e-5)
+    winrate_limit: int = option("held-out questions on which the new student meets the round's starting one",
+                                8)
+    max_new_tokens: int = option(S.HELP["max_new_tokens"], 64, lo=1)
+    teacher_max_tokens: int = option(S.HELP["teacher_max_tokens"], 256, lo=1)
+    seed: int = option(S.HELP["seed"], 0)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CriticConfig":
@@ -65,6 +65,8 @@ class CriticConfig:
             raise S.LoopError("k must be at least 2 candidates per question.")
         if cfg.budget < 2 or cfg.rounds < 1 or cfg.pool < 1:
             raise S.LoopError("budget must be at least 2 calls, rounds and pool at least 1.")
+        if len(cfg.band) != 2:
+            raise S.LoopError(f"band is two numbers, low and high (e.g. [0.8, 1.2]), got {cfg.band}.")
         lo, hi = cfg.band
         if not 0 < lo <= 1 <= hi:
             raise S.LoopError(f"band must satisfy 0 < low <= 1 <= high, got {cfg.band}.")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from mirror_core.configs import config_from_dict
+from mirror_core.configs import config_from_dict, option
 from mirror_core.loops import steps as S
 from mirror_core.loops import uncertainty as U
 
@@ -35,23 +35,22 @@ Student's explanation:
 
 
 @dataclass
-class EladConfig:
-    dataset: str
-    student: str = "smollm2"
-    teachers: list = None
-    budget: int = 20                # teacher calls for the whole run (split between the arms)
-    rounds: int = 2
-    per_round: int | None = None    # B per arm and round; None: the arm's budget / rounds
-    pool: int = 16                  # unlabeled questions explained per round
-    samples: int = 3                # sampled explanations per question
-    weight: float = 0.5             # λ between entropy and answer disagreement
-    control: bool = True            # run the random-selection arm too
-    eval_limit: int = 16
-    max_new_tokens: int = 64
-    train_epochs: float = 2.0
-    train_steps: int = 0
-    teacher_max_tokens: int = 512
-    seed: int = 0
+class EladConfig(S.LoopConfig):
+    budget: int = option(S.HELP["budget"] + "; split equally between the arms", 20, lo=1)
+    rounds: int = option(S.HELP["rounds"], 2, lo=1)
+    per_round: int | None = option("questions revised per arm and round (B); None: the arm's budget / rounds",
+                                   None, lo=1)
+    pool: int = option("unlabeled train questions the student explains per round", 16, lo=1)
+    samples: int = option("sampled explanations per question (at least 2 are drawn: disagreement needs two)",
+                          3, lo=1)
+    weight: float = option("λ of the uncertainty score (1 − λ)·entropy + λ·answer disagreement", 0.5, lo=0, hi=1)
+    control: bool = option("run the random-selection arm (the control) too", True)
+    eval_limit: int = option(S.HELP["eval_limit"], 16)
+    max_new_tokens: int = option(S.HELP["max_new_tokens"], 64, lo=1)
+    train_epochs: float = S.more_than_zero(S.HELP["train_epochs"] + " (on every revision the arm has so far)", 2.0)
+    train_steps: int = option(S.HELP["train_steps"], 0, lo=0)
+    teacher_max_tokens: int = option(S.HELP["teacher_max_tokens"], 512, lo=1)
+    seed: int = option(S.HELP["seed"], 0)
 
     @classmethod
     def from_dict(cls, d: dict) -> "EladConfig":

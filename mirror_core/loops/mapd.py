@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mirror_core import store
-from mirror_core.configs import config_from_dict
+from mirror_core.configs import config_from_dict, option
 from mirror_core.loops import peer_review
 from mirror_core.loops import steps as S
 
@@ -56,21 +56,21 @@ Solution to score:
 
 
 @dataclass
-class MapdConfig:
-    dataset: str
-    student: str = "smollm2"
-    teachers: list = None
-    budget: int = 24
-    rounds: int = 1
-    pool: int = 16                 # train questions the student answers per round
-    threshold: float = peer_review.DEFAULT_THRESHOLD
-    alpha: float = 0.5
-    eval_limit: int = 16
-    max_new_tokens: int = 64
-    train_epochs: float = 2.0
-    train_steps: int = 0
-    teacher_max_tokens: int = 512
-    seed: int = 0
+class MapdConfig(S.LoopConfig):
+    budget: int = option(S.HELP["budget"] + "; a mistake costs T feedbacks, T rationales and T(T−1) reviews "
+                         "for T teachers", 24, lo=1)
+    rounds: int = option(S.HELP["rounds"], 1, lo=1)
+    pool: int = option(S.HELP["pool"] + " (its wrong answers are the mistakes)", 16, lo=1)
+    threshold: float = option("a teacher's rationale is accepted when the mean of its valid peer scores (1–5) "
+                              "is above this", peer_review.DEFAULT_THRESHOLD)
+    alpha: float = option("α: loss = α·feedback-SFT + (1 − α)·rationale-SFT (it splits the epochs between the two)",
+                          0.5, lo=0, hi=1)
+    eval_limit: int = option(S.HELP["eval_limit"], 16)
+    max_new_tokens: int = option(S.HELP["max_new_tokens"], 64, lo=1)
+    train_epochs: float = S.more_than_zero(S.HELP["train_epochs"], 2.0)
+    train_steps: int = option(S.HELP["train_steps"], 0, lo=0)
+    teacher_max_tokens: int = option(S.HELP["teacher_max_tokens"], 512, lo=1)
+    seed: int = option(S.HELP["seed"], 0)
 
     @classmethod
     def from_dict(cls, d: dict) -> "MapdConfig":

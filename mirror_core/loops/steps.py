@@ -15,12 +15,46 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from mirror_core import answers, formats, store
+from mirror_core.configs import option
 from mirror_core.errors import LoopError, NotFoundError
+
+
+# ---------------------------------------------------------------- config fields
+
+@dataclass
+class LoopConfig:
+    """The settings every loop's Config starts with: what it distils, into which student, from which
+    teachers. Each loop adds its own after these, budget and rounds included (their defaults differ)."""
+
+    dataset: str = option("dataset name (see `data list`): the loop learns on its train split and measures "
+                          "on dev (else test)")
+    student: str = option("student: smollm2, tiny, a local folder or run:N (the checkpoint of train run N)",
+                          "smollm2")
+    teachers: list[str] | None = option("teacher specs, one per teacher, e.g. fake:a, openai:gpt-4o-mini", None)
+
+
+# Help of the settings that several loops have, so the same setting reads the same in each loop's --help.
+HELP = {
+    "budget": "teacher requests the whole loop may issue, answers from the request cache included",
+    "rounds": "feedback rounds",
+    "pool": "train questions the student answers per round",
+    "eval_limit": "held-out questions the student is measured on after each round",
+    "max_new_tokens": "length cap in tokens of what the student writes",
+    "train_epochs": "epochs of fine-tuning per round",
+    "train_steps": "optimizer steps of fine-tuning per round; 0: train_epochs decides",
+    "teacher_max_tokens": "length cap in tokens of each teacher answer",
+    "seed": "seed of the student's sampling, the random choices and training",
+}
+
+
+def more_than_zero(help: str, default: Any) -> Any:
+    """A number field that must be more than 0 (a learning rate, epochs): the CLI refuses 0 at parse time."""
+    return field(default=default, metadata={"help": help, "lo": 0, "hi": None, "choices": None, "lo_open": True})
 
 
 # ---------------------------------------------------------------- step records
