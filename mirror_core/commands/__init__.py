@@ -49,7 +49,7 @@ def number_in(kind: type, lo: float | None = None, hi: float | None = None, *, l
 def add_config_flags(parser: argparse.ArgumentParser, cls, *, names: dict[str, str] | None = None,
                      metavars: dict[str, str] | None = None, repeat: tuple[str, ...] = (),
                      required: tuple[str, ...] = (), defaults: dict[str, Any] | None = None,
-                     notes: dict[str, str] | None = None) -> None:
+                     notes: dict[str, str] | None = None, skip: tuple[str, ...] = ()) -> None:
     """One flag per field of the Config dataclass `cls` (`--max-steps` for `max_steps`, or `names[field]`),
     with the field's help, choices and bounds. A flag not given stays out of the namespace, so the
     Config's own default (or its sizing to the student) applies, as it does for the pages.
@@ -59,9 +59,11 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, *, names: dict[str, s
     comma (a file path); one in `required` must be given although the Config has a default; `defaults`
     are the values the command (and its page) use when the flag is left out, in place of the Config's;
     `notes` is what help says in parentheses in place of "(default X)" (where the default depends on other
-    flags, or how to give the flag)."""
+    flags, or how to give the flag); fields in `skip` get no flag (the command writes theirs by hand)."""
     hints = configs.field_types(cls)
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         needed = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = (defaults or {}).get(f.name, f.default)
         text = f.metadata.get("help", "")

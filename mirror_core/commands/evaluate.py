@@ -11,6 +11,7 @@ import sys
 from mirror_core import jobs, store
 from mirror_core.commands import add_config_flags, config_of_args, number_in, print_wait
 from mirror_core.evaluation import job as eval_job
+from mirror_core.evaluation.experiment_job import ExperimentConfig
 from mirror_core.evaluation.job import Config as EvalConfig
 
 
@@ -31,25 +32,13 @@ def register(sub) -> None:
     p.add_argument("--png", help="write accuracy, reliability, abstention and loss plots as PNG here")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("experiment", help="train and evaluate answer-only, step-by-step and Mind's Mirror alike")
-    p.add_argument("--dataset", default="gsm8k")
-    p.add_argument("--student", default="smollm2")
-    p.add_argument("--max-steps", type=number_in(int, 0), default=200)
-    p.add_argument("--limit", type=number_in(int, 1), default=200, help="test examples to evaluate")
-    p.add_argument("--train-limit", type=number_in(int, 1), help="training examples (default: all in the snapshot)")
-    p.add_argument("--max-new-tokens", type=number_in(int, 1), default=256)
-    p.add_argument("--samples", type=number_in(int, 1), default=1)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", required=True, help="folder for the table (CSV, JSON, Markdown) and plots")
-    p.add_argument("--teacher", default="fake",
-                   help="teacher spec that writes the CoTs and self-evaluations (fake, local, openai:MODEL, ...)")
-    p.add_argument("--n-cots", type=number_in(int, 1), default=2, help="CoTs per question")
-    p.add_argument("--k-evals", type=number_in(int, 0), default=1, help="self-evaluations per CoT")
-    p.add_argument("--evaluator", choices=("teacher", "reference"), default="teacher",
-                   help="who judges each teacher CoT: its teacher's self-evaluations, or 'reference' (answer vs gold)")
-    p.add_argument("--method", action="append", dest="methods", metavar="METHOD",
-                   help="repeatable; default all: answer-only, step-by-step, mindsmirror, mindsmirror-two-stage")
-    p.add_argument("--dev-limit", type=int, default=32, help="dev questions the teacher answers (model selection)")
+    p = sub.add_parser("experiment", help="train and evaluate answer-only, step-by-step and Mind's Mirror alike",
+                       description="Queue the method comparison as one background job and follow it (its generate, "
+                                   "train and eval runs queue on --device one after another). Every setting is a flag "
+                                   "below, made from ExperimentConfig's fields.")
+    add_config_flags(p, ExperimentConfig, names={"methods": "--method"}, metavars={"methods": "METHOD"},
+                     repeat=("methods",), skip=("train_options",),
+                     notes={"methods": "repeatable; default all"})
     p.add_argument("--train-option", action="append", default=[], metavar="FIELD=VALUE", type=train_option,
                    help="repeatable; any training setting, the same for every method (e.g. batch_tokens=2048, "
                         "lr=1e-4, eval_every=0); fields as in `train --help`")
@@ -163,17 +152,12 @@ def cmd_experiment(args) -> int:
     from mirror_core.evaluation import experiment_job
 
     conn = store.connect()
-    cfg = {"out": args.out, "dataset": args.dataset, "student": args.student, "teacher": args.teacher,
-           "n_cots": args.n_cots, "k_evals": args.k_evals, "evaluator": args.evaluator, "max_steps": args.max_steps,
-           "train_limit": args.train_limit, "dev_limit": args.dev_limit, "limit": args.limit, "samples": args.samples,
-           "max_new_tokens": args.max_new_tokens, "device": args.device, "train_options": dict(args.train_option)}
-    if args.methods:
-        cfg["methods"] = args.methods
+    cfg = {**config_of_args(args, ExperimentConfig), "train_options": dict(args.train_option)}
     run_id = experiment_job.submit(conn, cfg)  # the same checks whoever queues it
     if args.background:
         print(json.dumps({"experiment_run": run_id, "status": "queued"}))
         return 0
-    print(f"experiment run {run_id} queued; its train and eval runs queue on {args.device} as they come",
+    print(f"experiment run {run_id} queued; its train and eval runs queue on {cfg.get('device', 'cpu')} as they come",
           file=sys.stderr)
     rc = print_wait(conn, run_id)
     if rc:

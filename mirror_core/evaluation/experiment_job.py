@@ -38,7 +38,7 @@ class ExperimentConfig:
                             "(the CoT's answer vs the gold)", "teacher", choices=("teacher", "reference"))
     methods: list[str] = option("methods to compare: " + ", ".join(METHODS),
                                 default_factory=lambda: list(METHODS))
-    max_steps: int = option("optimizer steps of every method (the same budget for each)", 200, lo=0)
+    max_steps: int = option("optimizer steps of every method (two-stage: this many per stage)", 200, lo=0)
     train_limit: int | None = option("training questions the teacher answers (None: the whole train split)", None,
                                      lo=1)
     dev_limit: int = option("dev questions the teacher answers, for model selection", 32, lo=0)

@@ -479,7 +479,6 @@ class _Trainer:
         return summary
 
 
-@torch.no_grad()
 def result_of(summary: dict[str, Any]) -> dict[str, Any]:
     """What runs.result keeps of `train`'s summary: the headline numbers, not the per-eval history.
 
@@ -491,6 +490,7 @@ def result_of(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@torch.no_grad()  # the dev pass needs no autograd graph (it was built and thrown away, costing memory)
 def evaluate(module: StudentLoss, dev: list, cfg: TrainConfig, tok, device: str, amp, alphas) -> dict[str, Any]:
     """Mean CE per task on the dev examples and Σ α_t · mean_t (the number best/ is chosen on)."""
     was = module.training
