@@ -24,6 +24,7 @@ def test_experiment_trains_and_compares_three_methods_on_tiny(home, conn, tmp_pa
     row = jobs.wait(conn, run_id, timeout_s=280)
     assert row["status"] == "succeeded", jobs.log_tail(row["log_path"], 20)
     summary = store.loads(row["result"])
+    _evaluate_page_shows_it_as_written(conn, summary, out)
     # progress counted each child: 2 generate runs, then a train and an eval run per method
     assert (row["progress_done"], row["progress_total"]) == (2 + 2 * len(experiment.METHODS),) * 2
     rows = summary["table"]
@@ -51,3 +52,40 @@ def test_experiment_trains_and_compares_three_methods_on_tiny(home, conn, tmp_pa
                                                     "seq_len": 256})
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == n_runs
     assert [r["accuracy"] for r in again["table"]] == [r["accuracy"] for r in rows]
+
+
+def _evaluate_page_shows_it_as_written(conn, summary, out):
+    """The Evaluate page's "Method comparison" finds this experiment in the store and shows the table and
+    plots `experiment` wrote (checked here on the same run, rather than training a second one)."""
+    from streamlit.testing.v1 import AppTest
+
+    from mirror_core.evaluation import plots
+
+    exps = experiment.find_experiments(conn)
+    assert len(exps) == 1
+    ids = exps[0]["eval_ids"]
+    assert list(ids) == list(experiment.METHODS)
+    assert experiment.experiment_view(conn, ids)["rows"] == summary["table"] == json.loads((out / "table.json").read_text())
+
+    at = AppTest.from_file("../pages/5_Evaluate.py", default_timeout=60).run()
+    assert not at.exception
+    assert any(s.value == "Method comparison" for s in at.subheader)
+    table = next(d.value for d in at.dataframe if "accuracy [95% CI]" in d.value.columns)
+    rows = {r["method"]: r for r in summary["table"]}
+    assert list(table["method"]) == list(experiment.METHODS)
+    assert list(table["eval run"]) == [ids[m] for m in experiment.METHODS]
+    assert list(table["n"]) == [4] * len(experiment.METHODS)
+    assert table["AUROC"][0] == plots.NOT_SELF_EVAL and table["Brier"][0] == plots.NOT_SELF_EVAL
+    assert table["Brier"][2] == f"{rows['mindsmirror']['brier']:.3f}"
+    acc = rows["mindsmirror"]["accuracy"]
+    assert table["accuracy [95% CI]"][2].startswith(f"{100 * acc:.1f}% [")
+
+    def titles(chart):
+        layout = json.loads(chart.proto.spec)["layout"]
+        return [layout.get("title", {}).get("text")] + [a["text"] for a in layout.get("annotations", [])]
+
+    # accuracy, reliability, abstention and loss of the experiment, before the runs-to-plot charts
+    drawn = [t for c in at.get("plotly_chart")[:4] for t in titles(c)]
+    for title in ("Accuracy (95% bootstrap interval)", "Reliability of self-evaluation",
+                  "Abstaining on low self-confidence", "Per-task loss"):
+        assert title in drawn
