@@ -106,3 +106,14 @@ def test_loop_critic_band_and_mapd_defaults(queued):
                     "budget": 20, "rounds": 2}
     for cfg in (critic, mapd):  # what the CLI hands over is a config the loop reads
         loop_job.config_class(cfg["loop"]).from_dict(cfg)
+
+
+@pytest.mark.parametrize("field, value", [("max_retries", -1), ("backoff_s", -0.5), ("max_in_flight", 0),
+                                          ("requests_per_minute", -3), ("budget_usd", -1), ("timeout_s", 0)])
+def test_genconfig_refuses_out_of_bounds_from_a_page_or_the_store_as_the_cli_does(field, value):
+    from mirror_core.errors import ConfigError
+    from mirror_core.generation.pipeline import GenConfig
+
+    with pytest.raises(ConfigError) as err:
+        GenConfig.from_dict({"dataset": "d", "teachers": ["fake"], field: value})
+    assert field in str(err.value)

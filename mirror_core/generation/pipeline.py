@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from mirror_core import answers, prompts, store
 from mirror_core.agreement import agreement
-from mirror_core.configs import config_from_dict, option
+from mirror_core.configs import check_options, config_from_dict, option
 from mirror_core.errors import ConfigError, DataImportError, NotFoundError, TeacherError
 from mirror_core.generation import pricing
 from mirror_core.generation.calls import FAILED, Call, CallEngine, RetryPolicy, Stats
@@ -39,8 +39,8 @@ class GenConfig:
     """What a generate job does; stored as the run's config (never a key in it)."""
 
     # Each field's help is what `generate --help` shows; lo/hi/choices are the bounds the CLI refuses at
-    # parse time. Those that a page or a stored config could break too (split, limit, dev_limit, n_cots,
-    # k_evals, evaluator, temperature, max_tokens) are checked again in __post_init__ and GenParams.
+    # parse time; __post_init__ applies the same bounds to a config from a page or the store
+    # (check_options), after the checks with their own sentences (split, limit, dev_limit, n_cots, ...).
     dataset: str = option("dataset name (see `data list`)")
     teachers: list[str] = option("teacher specs, one per teacher; each writes its own CoTs and self-evaluations")
     split: str = option("split whose questions the teachers answer", "train", choices=("train", "dev", "test"))
@@ -103,6 +103,11 @@ class GenConfig:
         if self.dev_limit < 0 or (self.dev_limit and self.split != "train"):
             raise ConfigError("dev_limit adds dev questions to a train-split run; use 0 for other splits.")
         GenParams(temperature=self.temperature, max_tokens=self.max_tokens)  # range checks
+        # Every other field's bounds (retries, backoff, rate limits, budget, timeout): the CLI refuses them
+        # at parse time, and so must a page or a stored config, with the same rule.
+        check_options(self, ConfigError)
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ConfigError(f"timeout_s must be more than 0 seconds, got {self.timeout_s}.")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GenConfig":
