@@ -206,6 +206,7 @@ def run_job(run_id: int, home: Path | None = None) -> int:
     if row is None:
         print(f"run {run_id} does not exist", file=sys.stderr)
         return 2
+    attempt_t0 = time.monotonic()  # this attempt's share of runs.elapsed_s
     conn.execute("UPDATE runs SET status = 'running', pid = ?, pgid = ?, started_at = COALESCE(started_at, ?),"
                  " heartbeat_at = ?, exit_code = NULL, error = NULL, finished_at = NULL WHERE id = ?",
                  (os.getpid(), os.getpgid(0), store.now(), store.now(), run_id))
@@ -231,8 +232,9 @@ def run_job(run_id: int, home: Path | None = None) -> int:
         traceback.print_exc()
     error = redact.redact(error)
     ctx.log(f"job {run_id} finished: {status}" + (f" ({error})" if error else ""))
-    conn.execute("UPDATE runs SET status = ?, exit_code = ?, error = ?, finished_at = ?, heartbeat_at = ?"
-                 " WHERE id = ?", (status, code, error, store.now(), store.now(), run_id))
+    conn.execute("UPDATE runs SET status = ?, exit_code = ?, error = ?, finished_at = ?, heartbeat_at = ?,"
+                 " elapsed_s = COALESCE(elapsed_s, 0) + ? WHERE id = ?",
+                 (status, code, error, store.now(), store.now(), time.monotonic() - attempt_t0, run_id))
     ctx._stop.set()
     try:
         start_ready(conn, home)  # hand the device to the next queued job

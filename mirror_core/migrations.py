@@ -612,3 +612,13 @@ def m008_call_attempts_and_row_identity(db: sqlite3.Connection) -> None:
     CREATE UNIQUE INDEX self_evals_rationale_call ON self_evals(rationale_id, call_id) WHERE call_id IS NOT NULL;
     CREATE INDEX self_evals_call ON self_evals(call_id);
     """)
+
+
+@migration
+def m009_runs_elapsed(db: sqlite3.Connection) -> None:
+    """`runs.elapsed_s`: the seconds the run's worker actually ran, summed over its attempts.
+
+    `finished_at - started_at` spans the whole life of a run, so a run stopped in one session and resumed
+    the next counted the hours in between as training time. NULL for runs from before (their stamps are
+    all there is) and for an attempt whose process was killed before it could record its time."""
+    db.execute("ALTER TABLE runs ADD COLUMN elapsed_s REAL")

@@ -308,9 +308,13 @@ def teacher_calibration(conn: sqlite3.Connection, dataset_id: int, snapshot_id: 
 
 
 def run_timing(train_row: sqlite3.Row) -> float | None:
-    """Seconds a run took, from its start and finish stamps."""
+    """Seconds a run took: the time its worker ran, summed over its attempts (`runs.elapsed_s`; an attempt
+    killed before it could record its time is not counted), else — a run from before that column — its
+    finish minus start stamps."""
     from datetime import datetime
 
+    if "elapsed_s" in train_row.keys() and train_row["elapsed_s"] is not None:
+        return float(train_row["elapsed_s"])
     if not train_row["started_at"] or not train_row["finished_at"]:
         return None
     try:
