@@ -58,11 +58,9 @@ def _reuse_or_submit(conn, kind: str, cfg: dict[str, Any], *, name: str, snapsho
             if r["status"] in ("failed", "cancelled"):
                 jobs.resume(conn, r["id"])
             return r["id"]
-    if kind == "generate":
-        return gen_job.submit(conn, stored, name=name, device=device)
     if kind == "train":
         return train_job.submit(conn, stored, snapshot=snapshot_id, device=device, name=name)
-    return eval_job.submit(conn, stored, device=device, name=name)
+    return (gen_job if kind == "generate" else eval_job).submit(conn, stored, device=device, name=name)
 
 
 def _wait(conn, run_id: int, log: Callable[[str], None], timeout_s: float | None,
@@ -72,6 +70,14 @@ def _wait(conn, run_id: int, log: Callable[[str], None], timeout_s: float | None
         raise EvaluationError(f"Run {run_id} ({row['kind']}) {row['status']}: {row['error'] or jobs.log_tail(row['log_path'], 5)}")
     log(f"run {run_id} ({row['kind']} {row['name'] or ''}) succeeded")
     return store.loads(row["result"]) or {}
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    """The methods, once each is one of METHODS (the experiment job's validate and a direct call both ask)."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise EvaluationError(f"Unknown method '{unknown[0]}'; choose from {', '.join(METHODS)}.")
+    return methods
 
 
 def snapshot_name(dataset: str, teacher: str, train_limit: int | None, dev_limit: int, n_cots: int | None,
@@ -97,10 +103,7 @@ def run_experiment(*, dataset: str = "gsm8k", student: str = "smollm2", max_step
     there when it is asked to stop)."""
     from mirror_core.data.importing import import_source
 
-    methods = list(methods or METHODS)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise EvaluationError(f"unknown method '{unknown[0]}'; choose from {', '.join(METHODS)}")
+    methods = check_methods(list(methods or METHODS))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     conn = store.connect()

@@ -19,7 +19,7 @@ from typing import Any
 from mirror_core import jobs
 from mirror_core.configs import check_options, config_from_dict, option
 from mirror_core.errors import EvaluationError
-from mirror_core.evaluation.experiment import METHODS
+from mirror_core.evaluation.experiment import METHODS, check_methods
 
 
 @dataclass
@@ -77,9 +77,7 @@ def validate(conn, cfg: ExperimentConfig | dict[str, Any]) -> ExperimentConfig:
     cfg = cfg if isinstance(cfg, ExperimentConfig) else ExperimentConfig.from_dict(cfg)
     if not cfg.methods:
         raise EvaluationError(f"An experiment needs at least one method; choose from {', '.join(METHODS)}.")
-    unknown = [m for m in cfg.methods if m not in METHODS]
-    if unknown:
-        raise EvaluationError(f"Unknown method '{unknown[0]}'; choose from {', '.join(METHODS)}.")
+    check_methods(cfg.methods)
     shared = {"method", "schedule", "student", "max_steps", "seed"} & set(cfg.train_options)
     if shared:
         raise EvaluationError(f"Training option(s) {', '.join(sorted(shared))} are the experiment's own settings "
