@@ -8,7 +8,7 @@ from mirror_core.data.queries import list_datasets
 from mirror_core.errors import MirrorError
 from mirror_core.loops import job as loop_job
 from mirror_core.loops import view
-from mirror_core.ui import progress, settings
+from mirror_core.ui import charts, progress, settings
 
 st.set_page_config(page_title="Loops · Mind's Mirror Studio", page_icon="🪞", layout="wide")
 st.title("Feedback loops")
@@ -77,7 +77,7 @@ def show_run(loop: str, run: dict) -> None:
     if loop == "elad":
         pts = view.elad_curve(run["result"])
         if pts:
-            st.plotly_chart(view.curve_figure(pts), key=f"elad_{rid}_curve")
+            charts.chart(st, view.curve_figure(pts), f"elad_{rid}_curve")
         sel = view.elad_selection(conn, rid)
         if sel:
             st.caption("Uncertainty of each explained question (score = (1−λ)·entropy/log V + λ·disagreement)")

@@ -304,10 +304,9 @@ def _train_and_evaluate(page, base, conn):
     live = page.get_by_test_id("stProgress").first
     expect(live).to_contain_text(re.compile(r"(queued|running)"))  # followed live while it runs
     expect(live).to_contain_text("succeeded", timeout=240_000)
-    # total and per-task loss on separate panels of one chart (item 8)
-    chart = page.get_by_test_id("stPlotlyChart").first
-    expect(chart).to_contain_text("Weighted total", timeout=30_000)
-    expect(chart).to_contain_text("Per-task loss")
+    # total and per-task loss on separate panels, each its own chart named by its title (item 8)
+    expect(_chart(page, "Weighted total (Σ α · task loss)")).to_be_visible(timeout=30_000)
+    expect(_chart(page, "Per-task loss")).to_be_visible()
 
     _open(page, base + "/Evaluate", "Evaluate")
     _number(page, "Examples (0 = all)", 2)
@@ -319,7 +318,12 @@ def _train_and_evaluate(page, base, conn):
     # once it has finished the page redraws by itself: its result joins the charts
     expect(page.get_by_text("Runs to plot")).to_be_visible(timeout=240_000)
     assert jobs.get(conn, eval_id)["status"] == "succeeded"
-    expect(page.get_by_test_id("stPlotlyChart").filter(has_text="Per-task loss")).to_have_count(1)
+    expect(_chart(page, "Per-task loss")).to_have_count(1)
+
+
+def _chart(page, title: str):
+    """The Vega-Lite chart whose accessible name is `title` (ui.charts names each chart by its title)."""
+    return page.locator(f'[data-testid="stVegaLiteChart"][aria-label="{title}"]')
 
 
 def test_loops_validate_on_submit_and_follow_live(app_server, home):

@@ -135,9 +135,10 @@ def test_whole_flow_through_the_pages(app_server, home):
             _launch_tiny(page, "mindsmirror", max_steps=16, eval_every=8)
             run_a = conn.execute("SELECT MAX(id) FROM runs WHERE kind = 'train'").fetchone()[0]
             expect(page.get_by_text(f"Run {run_a} ·", exact=False)).to_be_visible()
-            # its own panel (.first: while a live chart redraws, plotly briefly holds two copies of its titles)
-            expect(page.get_by_text("Per-task loss").first).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("Weighted total (Σ α · task loss)").first).to_be_visible()
+            # total and per-task losses each in its own chart, named by its panel title
+            for panel in ("Per-task loss", "Weighted total (Σ α · task loss)"):
+                expect(page.locator(f'[data-testid="stVegaLiteChart"][aria-label="{panel}"]')).to_be_visible(
+                    timeout=60_000)
             _shot(page, OUT / "flow-4-train.png")
             # closing the browser context does not stop the job: a new context sees it
             ctx.close()

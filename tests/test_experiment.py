@@ -80,12 +80,10 @@ def _evaluate_page_shows_it_as_written(conn, summary, out):
     acc = rows["mindsmirror"]["accuracy"]
     assert table["accuracy [95% CI]"][2].startswith(f"{100 * acc:.1f}% [")
 
-    def titles(chart):
-        layout = json.loads(chart.proto.spec)["layout"]
-        return [layout.get("title", {}).get("text")] + [a["text"] for a in layout.get("annotations", [])]
-
-    # accuracy, reliability, abstention and loss of the experiment, before the runs-to-plot charts
-    drawn = [t for c in at.get("plotly_chart")[:4] for t in titles(c)]
-    for title in ("Accuracy (95% bootstrap interval)", "Reliability of self-evaluation",
-                  "Abstaining on low self-confidence", "Per-task loss"):
+    # accuracy, reliability, abstention and the two loss panels of the experiment, before the runs-to-plot
+    # charts; each is named for screen readers by its title
+    drawn = [json.loads(c.proto.spec).get("title") for c in at.get("vega_lite_chart")[:5]]
+    assert [c.proto.alt for c in at.get("vega_lite_chart")[:5]] == drawn
+    for title in ("Accuracy (95% bootstrap interval)", "Reliability of self-evaluation (dashed: perfect calibration)",
+                  "Abstaining on low self-confidence", *plots.LOSS_PANELS):
         assert title in drawn

@@ -58,8 +58,12 @@ def test_cli_result_lines_use_the_registered_names():
 def test_reliability_legend_names_ece_from_the_registry():
     from mirror_core.evaluation import plots
 
-    fig = plots.reliability_figure({"a": {"ece": 0.0421, "reliability": []}, "b": {"ece": None, "reliability": []}})
-    assert [t.name for t in fig.data] == ["perfect calibration", "a (ECE 0.042)", "b (ECE n/a)"]
+    bins = [{"confidence": 0.5, "accuracy": 0.4, "count": 3}]
+    fig = plots.reliability_figure({"a": {"ece": 0.0421, "reliability": bins}, "b": {"ece": None, "reliability": bins}})
+    diagonal, curves = fig.layer
+    assert list(diagonal.data["p"]) == [0.0, 1.0] and diagonal.mark.strokeDash == [4, 4]
+    assert list(curves.data["run"].unique()) == ["a (ECE 0.042)", "b (ECE n/a)"]
+    assert fig.to_dict()["layer"][1]["encoding"]["color"]["field"] == "run"
 
 
 def test_experiment_table_takes_names_and_formats_from_the_registry():

@@ -53,7 +53,7 @@ def test_table_plots_and_diff_with_review_links(home, conn):
     assert list(table["method"]) == ["Mind's Mirror", "answer-only"]
     assert list(table["accuracy"]) == [0.6, 0.4]
     # all four figures drawn for the two default-chosen runs
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("vega_lite_chart")) == 4
     # A = e1 (answer-only), B = e2: examples 2 and 3 fixed, 4 broken
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"fixed": "2", "broken": "1", "both right": "1", "both wrong": "1"}

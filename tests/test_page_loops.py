@@ -83,7 +83,7 @@ def test_each_loop_shows_its_decisions(home, conn):
     # ELAD: the selection table marks the top-scored question; the plot is drawn
     sel_df = next(v for v in values if "disagreement" in v.columns)
     assert sel_df.loc[sel_df["selected"], "example_id"].tolist() == [max(scores, key=lambda s: s.score).example_id]
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("vega_lite_chart")) == 1
     # MAPD: the score matrix with the reason for rejection
     matrix = next(v for v in values if "why" in v.columns)
     row = matrix.iloc[0]

@@ -44,7 +44,7 @@ def test_runs_show_curves_log_and_stop(conn, home):
     assert list(at.dataframe[0].value["id"]) == [queued, done]
     at.selectbox(key="run_pick").set_value(done).run()
     assert any("dev loss 1.2345" in c.value for c in at.code)
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("vega_lite_chart")) == 1
     at.selectbox(key="run_pick").set_value(queued).run()
     at.button(key=f"stop_{queued}").click().run()
     assert jobs.get(conn, queued)["status"] == "cancelled"

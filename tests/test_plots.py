@@ -12,13 +12,27 @@ def test_loss_panels_put_total_and_tasks_apart_with_dev_dashed():
     series = {"run 1": {"loss": [(1, 20.0), (2, 18.0)], "loss/answer": [(1, 9.0), (2, 8.0)],
                         "loss/cot": [(1, 11.0), (2, 10.0)], "dev/loss": [(2, 19.0)], "dev/loss/answer": [(2, 8.5)],
                         "lr": [(1, 1e-4)]}}
-    fig = plots.loss_panels(series, log_y=True)
-    by_name = {t.name: t for t in fig.data}
-    assert set(by_name) == {"total (train)", "total (dev)", "answer (train)", "answer (dev)", "cot (train)"}
-    assert by_name["total (train)"].yaxis == "y" and by_name["answer (train)"].yaxis == "y2"
-    assert by_name["total (dev)"].line.dash == "dash" and by_name["total (train)"].line.dash == "solid"
-    assert by_name["answer (dev)"].line.color == by_name["answer (train)"].line.color
-    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
+    total, tasks = plots.loss_panels(series, log_y=True)
+    assert [plots.title_of(c) for c in (total, tasks)] == list(plots.LOSS_PANELS)
+    lines = lambda c: set(zip(c.data["series"], c.data["split"]))  # noqa: E731
+    assert lines(total) == {("total", "train"), ("total", "dev")}
+    assert lines(tasks) == {("answer", "train"), ("answer", "dev"), ("cot", "train")}
+    for chart in (total, tasks):
+        enc = chart.to_dict()["encoding"]
+        assert enc["y"]["scale"]["type"] == "log"
+        # train solid, dev dashed; one colour per series, the same domain (so colours) in both panels
+        assert enc["strokeDash"]["scale"] == {"domain": ["train", "dev"], "range": [[1, 0], [6, 4]]}
+        assert enc["color"]["scale"]["domain"] == ["answer", "cot", "total"]
+        assert enc["x"]["scale"]["domain"] == [1, 2]
+    assert plots.loss_panels(series)[0].to_dict()["encoding"]["y"]["scale"]["type"] == "linear"
+
+
+def test_loss_panels_name_series_by_run_when_several_and_skip_empty_panels():
+    series = {"a": {"loss/answer": [(1, 9.0)]}, "b": {"loss/answer": [(1, 8.0)], "lr": [(1, 1e-4)]}}
+    (tasks,) = plots.loss_panels(series)
+    assert plots.title_of(tasks) == "Per-task loss"
+    assert sorted(tasks.data["series"]) == ["a · answer", "b · answer"]
+    assert plots.loss_panels({"a": {"lr": [(1, 1e-4)]}}) == []
 
 
 def _runs(conn):

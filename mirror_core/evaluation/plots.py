@@ -1,4 +1,4 @@
-"""Figures of a comparison: plotly for the app, and a PNG export (plotly+kaleido, else matplotlib).
+"""Figures of a comparison: Vega-Lite charts (Altair) for the app, and a PNG export (matplotlib).
 
 Inputs are plain data (runs-table rows, eval results, loss series) so the page, the CLI and the
 experiment draw the same figures.
@@ -43,56 +43,62 @@ def _with_ece(name: str, res: dict[str, Any]) -> str:
     return f"{name} ({ece.label} {ece.format(res.get('ece'))})"
 
 
+def _frame(records: list[dict[str, Any]], columns: list[str]):
+    import pandas as pd
+
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
 def accuracy_bars(rows: list[dict[str, Any]]):
-    import plotly.graph_objects as go
+    """One bar per run with its 95% bootstrap interval as an error rule."""
+    import altair as alt
 
     rows = [r for r in rows if r.get("accuracy") is not None]
-    fig = go.Figure(go.Bar(
-        x=[label(r) for r in rows], y=[r["accuracy"] for r in rows],
-        error_y=dict(type="data", symmetric=False,
-                     array=[(r["accuracy_hi"] or r["accuracy"]) - r["accuracy"] for r in rows],
-                     arrayminus=[r["accuracy"] - (r["accuracy_lo"] or r["accuracy"]) for r in rows])))
-    fig.update_layout(title="Accuracy (95% bootstrap interval)", yaxis=dict(range=[0, 1], title="accuracy"))
-    return fig
+    df = _frame([{"run": label(r), "accuracy": r["accuracy"],
+                  "low": r["accuracy_lo"] if r["accuracy_lo"] is not None else r["accuracy"],
+                  "high": r["accuracy_hi"] if r["accuracy_hi"] is not None else r["accuracy"]} for r in rows],
+                ["run", "accuracy", "low", "high"])
+    base = alt.Chart(df).encode(x=alt.X("run:N", sort=None, title=None, axis=alt.Axis(labelAngle=-20)))
+    bars = base.mark_bar().encode(y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1], nice=False)),
+                                  tooltip=["run:N", alt.Tooltip("accuracy:Q", format=".1%"),
+                                           alt.Tooltip("low:Q", format=".1%"), alt.Tooltip("high:Q", format=".1%")])
+    rules = base.mark_rule(color="black").encode(y="low:Q", y2="high:Q")
+    return (bars + rules).properties(title="Accuracy (95% bootstrap interval)", height=320)
+
+
+def _curves(records: list[dict[str, Any]], x: tuple[str, str], y: tuple[str, str], colour: str, title: str,
+            diagonal: bool = False):
+    """Lines with points, one colour per `colour` value, on 0..1 axes; `diagonal` adds perfect calibration."""
+    import altair as alt
+
+    df = _frame(records, [x[0], y[0], colour, "n"])
+    xs, ys = alt.Scale(domain=[0, 1], nice=False), alt.Scale(domain=[0, 1], nice=False)
+    chart = alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X(f"{x[0]}:Q", scale=xs, title=x[1]), y=alt.Y(f"{y[0]}:Q", scale=ys, title=y[1]),
+        color=alt.Color(f"{colour}:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical")),
+        tooltip=[f"{colour}:N", alt.Tooltip(f"{x[0]}:Q", format=".2f"), alt.Tooltip(f"{y[0]}:Q", format=".2f"),
+                 alt.Tooltip("n:Q", title="items")])
+    if diagonal:
+        line = alt.Chart(_frame([{"p": 0.0}, {"p": 1.0}], ["p"])).mark_line(color="grey", strokeDash=[4, 4]).encode(
+            x=alt.X("p:Q", scale=xs), y=alt.Y("p:Q", scale=ys))
+        chart = line + chart
+    return chart.properties(title=title, height=320)
 
 
 def reliability_figure(results: dict[str, dict[str, Any]]):
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"),
-                               name="perfect calibration"))
-    for name, res in results.items():
-        bins = res.get("reliability") or []
-        fig.add_trace(go.Scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins],
-                                 mode="lines+markers", name=_with_ece(name, res),
-                                 text=[f"{b['count']} items" for b in bins]))
-    fig.update_layout(title="Reliability of self-evaluation", xaxis=dict(range=[0, 1], title="confidence P(correct)"),
-                      yaxis=dict(range=[0, 1], title="accuracy"))
-    return fig
+    """Accuracy against stated confidence per bin, one line per run (its ECE in the legend); the dashed
+    diagonal is perfect calibration."""
+    recs = [{"confidence": b["confidence"], "accuracy": b["accuracy"], "run": _with_ece(name, res), "n": b["count"]}
+            for name, res in results.items() for b in (res.get("reliability") or [])]
+    return _curves(recs, ("confidence", "confidence P(correct)"), ("accuracy", "accuracy"), "run",
+                   "Reliability of self-evaluation (dashed: perfect calibration)", diagonal=True)
 
 
 def abstention_figure(results: dict[str, dict[str, Any]]):
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for name, res in results.items():
-        pts = res.get("abstention") or []
-        fig.add_trace(go.Scatter(x=[p["coverage"] for p in pts], y=[p["accuracy"] for p in pts],
-                                 mode="lines+markers", name=name))
-    fig.update_layout(title="Abstaining on low self-confidence", xaxis=dict(range=[0, 1], title="coverage"),
-                      yaxis=dict(range=[0, 1], title="accuracy of answered"))
-    return fig
-
-
-def loss_figure(series: dict[str, dict[str, list[tuple[int, float]]]]):
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for run, keys in series.items():
-        for key, pts in keys.items():
-            fig.add_trace(go.Scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="lines", name=f"{run} {key}"))
-    fig.update_layout(title="Training loss", xaxis_title="step", yaxis_title="loss")
-    return fig
+    recs = [{"coverage": p["coverage"], "accuracy": p["accuracy"], "run": name, "n": p.get("n")}
+            for name, res in results.items() for p in (res.get("abstention") or [])]
+    return _curves(recs, ("coverage", "coverage"), ("accuracy", "accuracy of answered"), "run",
+                   "Abstaining on low self-confidence")
 
 
 def _loss_kind(key: str) -> tuple[str, str] | None:
@@ -106,34 +112,59 @@ def _loss_kind(key: str) -> tuple[str, str] | None:
     return None
 
 
-def loss_panels(series: dict[str, dict[str, list[tuple[int, float]]]], log_y: bool = False):
-    """Two panels sharing the step axis: the weighted total (sum of alpha x task loss) on top, the per-task
-    losses below; train solid, dev dashed; one colour per task (and per run when several are given)."""
-    import plotly.graph_objects as go
-    from plotly.colors import qualitative
-    from plotly.subplots import make_subplots
+LOSS_PANELS = ("Weighted total (Σ α · task loss)", "Per-task loss")
 
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("Weighted total (Σ α · task loss)", "Per-task loss"))
-    palette = qualitative.Plotly
-    colours: dict[str, str] = {}
+
+def loss_records(series: dict[str, dict[str, list[tuple[int, float]]]]) -> list[dict[str, Any]]:
+    """Long-form loss points {panel, series, split, step, loss}: the total goes to the first panel, each task
+    to the second; a series is the task, prefixed by the run when several runs are given."""
     many = len(series) > 1
+    out = []
     for run, keys in series.items():
         for key, pts in sorted(keys.items()):
             kind = _loss_kind(key)
-            if kind is None or not pts:
+            if kind is None:
                 continue
             task, split = kind
             name = (f"{run} · " if many else "") + task
-            colour = colours.setdefault(name, palette[len(colours) % len(palette)])
-            fig.add_trace(go.Scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="lines",
-                                     name=f"{name} ({split})", legendgroup=name,
-                                     line=dict(color=colour, dash="dash" if split == "dev" else "solid")),
-                          row=1 if task == "total" else 2, col=1)
-    fig.update_yaxes(title_text="loss", type="log" if log_y else "linear")
-    fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.update_layout(height=560, legend_title_text="solid: train · dashed: dev", margin=dict(t=40))
-    return fig
+            panel = LOSS_PANELS[0] if task == "total" else LOSS_PANELS[1]
+            out += [{"panel": panel, "series": name, "split": split, "step": s, "loss": v} for s, v in pts]
+    return out
+
+
+def loss_panels(series: dict[str, dict[str, list[tuple[int, float]]]], log_y: bool = False) -> list:
+    """Two charts over the same step axis: the weighted total (Σ α · task loss), then the per-task losses;
+    train solid, dev dashed; one colour per series, the same in both panels. A panel with no points is left
+    out. Each chart zooms and pans on the step axis."""
+    import altair as alt
+
+    recs = loss_records(series)
+    steps = [r["step"] for r in recs]
+    if not steps:
+        return []
+    x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[min(steps), max(steps)], nice=False))
+    y = alt.Y("loss:Q", title="loss", scale=alt.Scale(type="log" if log_y else "linear", zero=False))
+    dash = alt.StrokeDash("split:N", title="line", scale=alt.Scale(domain=["train", "dev"], range=[[1, 0], [6, 4]]))
+    names = sorted({r["series"] for r in recs})
+    colour = alt.Color("series:N", title=None, scale=alt.Scale(domain=names))
+    charts = []
+    for panel in LOSS_PANELS:
+        df = _frame([r for r in recs if r["panel"] == panel], ["panel", "series", "split", "step", "loss"])
+        if df.empty:
+            continue
+        charts.append(alt.Chart(df).mark_line().encode(
+            x=x, y=y, color=colour, strokeDash=dash, detail="split:N",
+            tooltip=["series:N", "split:N", "step:Q", alt.Tooltip("loss:Q", format=".4g")],
+        ).properties(title=panel, height=240).interactive(bind_y=False))
+    return charts
+
+
+def title_of(chart) -> str:
+    """A chart's title, for its accessible name on the page."""
+    import altair as alt
+
+    t = chart.title
+    return "" if t is alt.Undefined else str(t)
 
 
 def self_eval_trained(conn: sqlite3.Connection, train_run: int | None, result: dict[str, Any] | None = None) -> bool | None:
@@ -165,12 +196,8 @@ NOT_SELF_EVAL = "not trained to self-evaluate"
 
 
 def png_engine() -> str | None:
-    """'kaleido' (plotly's exporter), 'matplotlib', or None when neither is installed."""
-    if importlib.util.find_spec("kaleido") is not None:
-        return "kaleido"
-    if importlib.util.find_spec("matplotlib") is not None:
-        return "matplotlib"
-    return None
+    """'matplotlib', or None when it is not installed (the app's Vega-Lite charts need a browser to render)."""
+    return "matplotlib" if importlib.util.find_spec("matplotlib") is not None else None
 
 
 def save_png(path: str | Path, rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
@@ -179,31 +206,11 @@ def save_png(path: str | Path, rows: list[dict[str, Any]], results: dict[str, di
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = png_engine()
-    if engine == "kaleido":
-        try:
-            _save_plotly(path, rows, results, losses or {})
-            return path, engine
-        except Exception:  # noqa: BLE001 - kaleido needs a Chrome; without one fall back to matplotlib
-            if importlib.util.find_spec("matplotlib") is None:
-                raise
-            engine = "matplotlib"
-    if engine == "matplotlib":
-        _save_matplotlib(path, rows, results, losses or {})
-        return path, engine
-    raise EvaluationError("Cannot write a PNG: neither kaleido nor matplotlib is installed "
-                          "(pip install matplotlib). The CSV export works without them.")
-
-
-def _save_plotly(path, rows, results, losses) -> None:
-    from plotly.subplots import make_subplots
-
-    figs = [accuracy_bars(rows), reliability_figure(results), abstention_figure(results), loss_figure(losses)]
-    grid = make_subplots(rows=2, cols=2, subplot_titles=[f.layout.title.text for f in figs])
-    for k, f in enumerate(figs):
-        for tr in f.data:
-            grid.add_trace(tr, row=k // 2 + 1, col=k % 2 + 1)
-    grid.update_layout(width=1200, height=900, showlegend=True)
-    grid.write_image(str(path))
+    if engine is None:
+        raise EvaluationError("Cannot write a PNG: matplotlib is not installed (pip install matplotlib). "
+                              "The CSV export works without it.")
+    _save_matplotlib(path, rows, results, losses or {})
+    return path, engine
 
 
 def _save_matplotlib(path, rows, results, losses) -> None:

@@ -86,16 +86,17 @@ def elad_curve(result: dict | None) -> list[dict[str, Any]]:
 
 
 def curve_figure(points: list[dict[str, Any]]):
-    import plotly.graph_objects as go
+    """Accuracy against teacher calls spent, one line per arm (ELAD's selection against random)."""
+    import altair as alt
+    import pandas as pd
 
-    fig = go.Figure()
-    for arm in sorted({p["arm"] for p in points}):
-        pts = sorted((p for p in points if p["arm"] == arm), key=lambda p: p["calls"])
-        fig.add_trace(go.Scatter(x=[p["calls"] for p in pts], y=[p["accuracy"] for p in pts], mode="lines+markers",
-                                 name=arm))
-    fig.update_layout(xaxis_title="teacher calls spent", yaxis_title="accuracy", yaxis_range=[0, 1],
-                      height=320, margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+    df = pd.DataFrame.from_records(sorted(points, key=lambda p: (p["arm"], p["calls"])),
+                                   columns=["arm", "calls", "accuracy"])
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("calls:Q", title="teacher calls spent"),
+        y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1], nice=False)),
+        color=alt.Color("arm:N", title=None), tooltip=["arm:N", "calls:Q", alt.Tooltip("accuracy:Q", format=".1%")],
+    ).properties(title="Accuracy against teacher calls", height=320)
 
 
 def mapd_matrix(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:

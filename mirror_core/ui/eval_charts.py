@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from mirror_core.evaluation import compare, plots
+from mirror_core.ui import charts
 
 
 def experiments(conn: sqlite3.Connection) -> None:
@@ -27,11 +28,11 @@ def experiments(conn: sqlite3.Connection) -> None:
                "and seed for every method; accuracy with its 95% bootstrap interval. Differences inside the "
                "intervals are no evidence that one method beats another.")
     left, right = st.columns(2)
-    left.plotly_chart(plots.accuracy_bars(view["plot_rows"]), key="ev_exp_acc")
-    right.plotly_chart(plots.reliability_figure(view["calibration"]), key="ev_exp_rel")
-    left.plotly_chart(plots.abstention_figure(view["calibration"]), key="ev_exp_abst")
+    charts.chart(left, plots.accuracy_bars(view["plot_rows"]), "ev_exp_acc")
+    charts.chart(right, plots.reliability_figure(view["calibration"]), "ev_exp_rel")
+    charts.chart(left, plots.abstention_figure(view["calibration"]), "ev_exp_abst")
     if any(view["losses"].values()):
-        right.plotly_chart(plots.loss_panels(view["losses"]), key="ev_exp_loss")
+        charts.loss_panels(right, plots.loss_panels(view["losses"]), "ev_exp_loss")
 
 
 def _choose(by_id: dict[int, dict]) -> list[int]:
@@ -53,19 +54,19 @@ def run_charts(conn: sqlite3.Connection, by_id: dict[int, dict]) -> None:
         return
     results = {plots.label(by_id[i]): res for i, res in compare.results_of(conn, chosen).items()}
     left, right = st.columns(2)
-    left.plotly_chart(plots.accuracy_bars([by_id[i] for i in chosen]), key="fig_acc")
+    charts.chart(left, plots.accuracy_bars([by_id[i] for i in chosen]), "fig_acc")
     trained = {plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] != plots.NOT_SELF_EVAL}
     untrained = [plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] == plots.NOT_SELF_EVAL]
     calib = {k: v for k, v in results.items() if k in trained}
-    right.plotly_chart(plots.reliability_figure(calib), key="fig_rel")
+    charts.chart(right, plots.reliability_figure(calib), "fig_rel")
     if untrained:
         right.caption(f"{', '.join(untrained)}: {plots.NOT_SELF_EVAL} (no verdict task in training), so no "
                       "calibration is shown for it.")
-    left.plotly_chart(plots.abstention_figure(calib), key="fig_abst")
+    charts.chart(left, plots.abstention_figure(calib), "fig_abst")
     losses = {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
               if by_id[i]["train_run"]}
     if any(losses.values()):
         log_y = right.checkbox("Log scale", key="ev_loss_log")
-        right.plotly_chart(plots.loss_panels(losses, log_y=log_y), key="fig_loss")
+        charts.loss_panels(right, plots.loss_panels(losses, log_y=log_y), "fig_loss")
     else:
         right.caption("The chosen runs' training logged no loss metrics.")

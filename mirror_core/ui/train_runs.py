@@ -17,13 +17,13 @@ from mirror_core import config, jobs, store
 from mirror_core.errors import MirrorError
 from mirror_core.evaluation import plots
 from mirror_core.students import checkpoints
-from mirror_core.ui import progress, settings
+from mirror_core.ui import charts, progress, settings
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def loss_figure(_conn: sqlite3.Connection, url: str, run_id: int, log_y: bool, version: tuple):
-    """The loss panels of a run, built again only when it logged new metrics (`version`): building the
-    plotly figure costs more than the rest of the page. Shared read-only across sessions."""
+def loss_figure(_conn: sqlite3.Connection, url: str, run_id: int, log_y: bool, version: tuple) -> list:
+    """The loss panels of a run, built again only when it logged new metrics (`version`): reading the
+    metrics and building the charts cost more than the rest of the page. Shared read-only across sessions."""
     return plots.loss_panels({f"run {run_id}": plots.loss_series(_conn, run_id)}, log_y=log_y)
 
 
@@ -78,9 +78,7 @@ def live(conn: sqlite3.Connection, run_id: int) -> None:
     version = plots.loss_version(conn, run_id)
     if version[0]:
         log_y = st.checkbox("Log scale", key="loss_log")
-        st.plotly_chart(loss_figure(conn, config.database_url(), run_id, log_y, version), key=f"curves_{run_id}")
-        st.caption("The total is Σ α · task loss over the tasks present in each step's batches, so it dips when "
-                   "a batch holds fewer tasks; a two-stage schedule changes the tasks between stages.")
+        charts.loss_panels(st, loss_figure(conn, config.database_url(), run_id, log_y, version), f"curves_{run_id}")
     st.code(jobs.log_tail(row["log_path"], 30), language=None, wrap_lines=True)
 
 
