@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 from loops_helpers import make_dataset
@@ -127,7 +128,7 @@ def test_a_run_shows_live_status_and_its_log(home, conn):
     at = _app().run()
     assert not at.exception
     assert any("succeeded: 8/15" in p.text for p in at.progress)  # the bar's text; its value is 0-100
-    assert any("loop mapd finished" in c.value for c in at.code)
+    assert any("loop mapd finished" in html.unescape(h.value) for h in at.html)  # the log block
 
 
 def test_clone_fills_the_form_and_settings_survive_a_new_tab(home, conn):

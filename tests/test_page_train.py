@@ -1,5 +1,6 @@
 """The Train page headless: launch a run from the form, see runs with curves and the log tail, stop."""
 
+import html
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -43,7 +44,7 @@ def test_runs_show_curves_log_and_stop(conn, home):
     assert not at.exception
     assert list(at.dataframe[0].value["id"]) == [queued, done]
     at.selectbox(key="run_pick").set_value(done).run()
-    assert any("dev loss 1.2345" in c.value for c in at.code)
+    assert any("dev loss 1.2345" in html.unescape(h.value) for h in at.html)  # the log block
     assert len(at.get("vega_lite_chart")) == 1
     at.selectbox(key="run_pick").set_value(queued).run()
     at.button(key=f"stop_{queued}").click().run()

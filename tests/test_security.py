@@ -8,6 +8,7 @@ byte under the project home (database, WAL, job logs) and every line the CLI and
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -133,7 +134,7 @@ def test_generate_page_shows_no_key(home, conn, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     at = AppTest.from_file("../pages/2_Generate.py", default_timeout=60).run()
     assert not at.exception
-    shown = [e.value for e in at.error] + [c.value for c in at.code] + \
+    shown = [e.value for e in at.error] + [html.unescape(h.value) for h in at.html] + \
             [df.value.to_string() for df in at.dataframe]
     assert any("[REDACTED]" in s for s in shown)  # the failed calls and the run error are on the page
     assert not any(OPENAI_KEY in s or OTHER_KEY in s for s in shown)

@@ -8,6 +8,7 @@ an idle tab costs nothing.
 
 from __future__ import annotations
 
+import html
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -63,6 +64,18 @@ def run_status(row: Any, now: float | None = None, first: tuple[float, int] | No
             "text": " · ".join(parts)}
 
 
+LOG_STYLE = ("font-family: 'Source Code Pro', ui-monospace, monospace; font-size: 0.8rem; line-height: 1.45;"
+             " white-space: pre-wrap; overflow-wrap: anywhere; max-height: 24rem; overflow-y: auto; margin: 0;"
+             " padding: 0.75rem 1rem; border-radius: 0.5rem; background: rgba(128, 128, 128, 0.09)")
+
+
+def log_block(container: Any, text: str) -> None:
+    """A log tail as preformatted, wrapped, scrollable monospace text. Not st.code: its syntax highlighter
+    is a chunk of the frontend that cost ≈ 0.4 s of every page load showing a log here, new tab and reload
+    alike (bench/page_load_bench.py); a log needs no highlighting. The text is escaped, never read as HTML."""
+    container.html(f'<pre class="mirror-log" style="{LOG_STYLE}">{html.escape(text)}</pre>')
+
+
 def live_status(conn, run_id: int, *, log_lines: int = 12, every_s: float = 2.0) -> None:
     """Progress bar, rate, ETA, heartbeat and the log tail of one run; follows it while it is active.
 
@@ -83,7 +96,7 @@ def live_status(conn, run_id: int, *, log_lines: int = 12, every_s: float = 2.0)
             st.error(r["error"])
         if r["log_path"]:
             with st.expander("Log (last lines)", expanded=r["status"] in ACTIVE):
-                st.code(jobs.log_tail(r["log_path"], log_lines), language=None, wrap_lines=True)
+                log_block(st, jobs.log_tail(r["log_path"], log_lines))
         if (r["status"] in ACTIVE) != active:
             st.rerun()  # started or ended: let the page redraw its buttons and tables
 

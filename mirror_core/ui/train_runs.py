@@ -79,7 +79,7 @@ def live(conn: sqlite3.Connection, run_id: int) -> None:
     if version[0]:
         log_y = st.checkbox("Log scale", key="loss_log")
         charts.loss_panels(st, loss_figure(conn, config.database_url(), run_id, log_y, version), f"curves_{run_id}")
-    st.code(jobs.log_tail(row["log_path"], 30), language=None, wrap_lines=True)
+    progress.log_block(st, jobs.log_tail(row["log_path"], 30))
 
 
 def clone_button(conn: sqlite3.Connection, run_id: int) -> None:
