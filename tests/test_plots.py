@@ -35,6 +35,21 @@ def test_loss_panels_name_series_by_run_when_several_and_skip_empty_panels():
     assert plots.loss_panels({"a": {"lr": [(1, 1e-4)]}}) == []
 
 
+def test_a_long_loss_line_is_thinned_to_means_of_consecutive_steps_ending_at_the_last_step():
+    pts = [(s, float(s)) for s in range(1, 1001)]  # 1,000 logged steps
+    thinned = plots.thin(pts, 120)
+    assert len(thinned) <= 120
+    assert sum(n for _, _, n in thinned) == 1000  # every step is in exactly one point
+    assert thinned[-1][0] == 1000  # drawn up to the latest step
+    assert thinned[0] == (9, sum(range(1, 10)) / 9, 9)  # ceil(1000 / 120) = 9 steps a point, their mean
+    assert plots.thin(pts[:50], 120) == [(s, v, 1) for s, v in pts[:50]]  # short lines stay whole
+    (tasks,) = plots.loss_panels({"r": {"loss/answer": pts, "dev/loss/answer": pts[::100]}}, max_points=120)
+    rows = tasks.data
+    assert len(rows[rows["split"] == "train"]) <= 120 and len(rows[rows["split"] == "dev"]) == 10
+    assert rows["steps"].max() == 9 and rows[rows["split"] == "dev"]["steps"].max() == 1
+    assert "steps averaged" in str(tasks.to_dict()["encoding"]["tooltip"])
+
+
 def _runs(conn):
     seed.seed(conn, questions=8)
     ts = store.now()

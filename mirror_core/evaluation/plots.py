@@ -115,9 +115,10 @@ def _loss_kind(key: str) -> tuple[str, str] | None:
 LOSS_PANELS = ("Weighted total (Σ α · task loss)", "Per-task loss")
 
 
-def loss_records(series: dict[str, dict[str, list[tuple[int, float]]]]) -> list[dict[str, Any]]:
-    """Long-form loss points {panel, series, split, step, loss}: the total goes to the first panel, each task
-    to the second; a series is the task, prefixed by the run when several runs are given."""
+def loss_records(series: dict[str, dict[str, list[tuple]]]) -> list[dict[str, Any]]:
+    """Long-form loss points {panel, series, split, step, loss, steps}: the total goes to the first panel, each
+    task to the second; a series is the task, prefixed by the run when several runs are given. A point is
+    (step, loss) or thin's (step, mean loss, steps averaged)."""
     many = len(series) > 1
     out = []
     for run, keys in series.items():
@@ -128,17 +129,39 @@ def loss_records(series: dict[str, dict[str, list[tuple[int, float]]]]) -> list[
             task, split = kind
             name = (f"{run} · " if many else "") + task
             panel = LOSS_PANELS[0] if task == "total" else LOSS_PANELS[1]
-            out += [{"panel": panel, "series": name, "split": split, "step": s, "loss": v} for s, v in pts]
+            out += [{"panel": panel, "series": name, "split": split, "step": p[0], "loss": p[1],
+                     "steps": p[2] if len(p) > 2 else 1} for p in pts]
     return out
 
 
-def loss_panels(series: dict[str, dict[str, list[tuple[int, float]]]], log_y: bool = False) -> list:
+# Points per line a loss chart draws. The browser evaluates every encoding per point (Vega's CSP-safe
+# expression interpreter): two panels of 600 logged steps × 4 tasks cost ≈ 0.7 s of a page load here, 150
+# steps ≈ 0.5 s, 60 ≈ 0.3 s (bench/page_load_bench.py), and a long GPU run logs thousands of steps.
+MAX_LINE_POINTS = 120
+
+
+def thin(points: list[tuple[int, float]], max_points: int = MAX_LINE_POINTS) -> list[tuple[int, float, int]]:
+    """At most `max_points` (step, loss, n) points of a curve: consecutive runs of n logged steps averaged,
+    each drawn at its last step, so the last point is the latest step. A short curve comes back whole (n = 1)."""
+    if len(points) <= max_points:
+        return [(s, v, 1) for s, v in points]
+    size = -(-len(points) // max_points)  # ceil: never more than max_points buckets
+    out = []
+    for i in range(0, len(points), size):
+        bucket = points[i:i + size]
+        out.append((bucket[-1][0], sum(v for _, v in bucket) / len(bucket), len(bucket)))
+    return out
+
+
+def loss_panels(series: dict[str, dict[str, list[tuple[int, float]]]], log_y: bool = False,
+                max_points: int = MAX_LINE_POINTS) -> list:
     """Two charts over the same step axis: the weighted total (Σ α · task loss), then the per-task losses;
     train solid, dev dashed; one colour per series, the same in both panels. A panel with no points is left
-    out. Each chart zooms and pans on the step axis."""
+    out. Each chart zooms and pans on the step axis. A line longer than `max_points` is drawn as means of
+    consecutive steps (`thin`; the tooltip says how many)."""
     import altair as alt
 
-    recs = loss_records(series)
+    recs = loss_records({run: {k: thin(pts, max_points) for k, pts in keys.items()} for run, keys in series.items()})
     steps = [r["step"] for r in recs]
     if not steps:
         return []
@@ -149,12 +172,13 @@ def loss_panels(series: dict[str, dict[str, list[tuple[int, float]]]], log_y: bo
     colour = alt.Color("series:N", title=None, scale=alt.Scale(domain=names))
     charts = []
     for panel in LOSS_PANELS:
-        df = _frame([r for r in recs if r["panel"] == panel], ["panel", "series", "split", "step", "loss"])
+        df = _frame([r for r in recs if r["panel"] == panel], ["panel", "series", "split", "step", "loss", "steps"])
         if df.empty:
             continue
         charts.append(alt.Chart(df).mark_line().encode(
             x=x, y=y, color=colour, strokeDash=dash, detail="split:N",
-            tooltip=["series:N", "split:N", "step:Q", alt.Tooltip("loss:Q", format=".4g")],
+            tooltip=["series:N", "split:N", "step:Q", alt.Tooltip("loss:Q", format=".4g"),
+                     alt.Tooltip("steps:Q", title="steps averaged")],
         ).properties(title=panel, height=240).interactive(bind_y=False))
     return charts
 

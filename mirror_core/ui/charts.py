@@ -22,4 +22,5 @@ def loss_panels(container: Any, panels: list, key: str) -> None:
         container.caption("Solid: train · dashed: dev. Drag to pan, scroll to zoom the step axis; double-click "
                           "resets. The total is Σ α · task loss over the tasks present in each step's batches, so "
                           "it dips when a batch holds fewer tasks; a two-stage schedule changes the tasks between "
-                          "stages.")
+                          f"stages. A line of more than {plots.MAX_LINE_POINTS} logged steps is drawn as means of "
+                          "consecutive steps (its tooltip says how many).")
