@@ -7,8 +7,8 @@ import streamlit as st
 
 from mirror_core import jobs, store
 from mirror_core.snapshots import list_snapshots
-from mirror_core.ui import settings
-from mirror_core.ui.train_form import new_run_form
+from mirror_core.ui import lazy, settings
+from mirror_core.ui.train_form import FORM, FORM_PREFIXES, new_run_form
 from mirror_core.ui.train_runs import clone_button, live, pick_run, runs_table
 
 st.set_page_config(page_title="Train · Mind's Mirror Studio", page_icon="🪞", layout="wide")
@@ -20,11 +20,13 @@ jobs.reap(conn)
 snaps = list_snapshots(conn)
 settings.restore(st.session_state, "train")  # a new tab starts from the last launch's settings
 st.session_state.update(st.session_state.pop("_train_clone", {}))
-with st.expander("New training run", expanded=not jobs.list_runs(conn, "train")):
-    if not snaps:
-        st.info("No snapshot yet: freeze reviewed data into one on the Review page "
-                "(or `python -m mirror_core snapshot create`).")
-    else:
+lazy.keep(st.session_state, FORM + ["snapshot", "gpus"], FORM_PREFIXES)  # what was typed survives folding the form away
+form = lazy.expander("New training run", key="train_form_open", expanded=not jobs.list_runs(conn, "train"))
+if form and not snaps:
+    form.info("No snapshot yet: freeze reviewed data into one on the Review page "
+              "(or `python -m mirror_core snapshot create`).")
+elif form:
+    with form:
         new_run_form(conn, snaps)
 
 # ---------------------------------------------------------------- runs

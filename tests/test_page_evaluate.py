@@ -8,7 +8,7 @@ from eval_helpers import make_dataset, make_train_run, one_thread  # noqa: F401 
 from streamlit.testing.v1 import AppTest
 
 from mirror_core import jobs, store
-from mirror_core.evaluation import runner
+from mirror_core.evaluation import plots, runner
 
 PAGE = "../pages/5_Evaluate.py"
 
@@ -52,8 +52,17 @@ def test_table_plots_and_diff_with_review_links(home, conn):
     assert list(table["eval_run"]) == [e2, e1]
     assert list(table["method"]) == ["Mind's Mirror", "answer-only"]
     assert list(table["accuracy"]) == [0.6, 0.4]
-    # all four figures drawn for the two default-chosen runs
-    assert len(at.get("vega_lite_chart")) == 4
+    # the two default-chosen runs: accuracy beside reliability; abstention and loss wait in their tabs
+    titles = lambda: [json.loads(c.proto.spec).get("title") for c in at.get("vega_lite_chart")]  # noqa: E731
+    assert titles() == ["Accuracy (95% bootstrap interval)", "Reliability of self-evaluation (dashed: perfect calibration)"]
+    at.session_state["fig_tab"] = "Abstention"  # a click on the tab
+    at.run()
+    assert titles() == ["Abstaining on low self-confidence"]
+    at.session_state["fig_tab"] = "Training loss"
+    at.run()
+    assert titles() == [plots.LOSS_PANELS[0]]  # only run "mm" logged a loss, and only the total
+    at.session_state["fig_tab"] = "Accuracy and calibration"
+    at.run()
     # A = e1 (answer-only), B = e2: examples 2 and 3 fixed, 4 broken
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"fixed": "2", "broken": "1", "both right": "1", "both wrong": "1"}

@@ -15,6 +15,9 @@ PAGE = "../pages/5_Evaluate.py"
 
 
 def _fill(at: AppTest, tmp_path, **fields) -> AppTest:
+    assert not at.text_input  # folded away, the form is not drawn
+    at.session_state["ev_exp_form_open"] = True  # unfold it (a click in the browser)
+    at.run()
     values = {"exp_dataset": "svamp", "exp_teacher": "palm", "exp_student": "tiny", "exp_out": str(tmp_path / "exp"),
               **fields}
     for key, value in values.items():

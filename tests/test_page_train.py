@@ -98,11 +98,22 @@ def test_settings_survive_a_new_tab_and_clone_fills_the_form(conn, home):
     other = jobs.submit(conn, "train", TrainConfig(student="tiny", method="answer-only", seq_len=128, epochs=1.0).to_dict(),
                         snapshot_id=sid, start=False)
     fresh = AppTest.from_file(PAGE, default_timeout=60).run()  # a new session, as a new tab gets
+    assert not fresh.text_input  # with runs to follow, the form is folded away and not drawn
+    fresh.session_state["train_form_open"] = True  # unfold it (a click in the browser)
+    fresh.run()
     assert fresh.text_input(key="student").value == "tiny"
     assert fresh.number_input(key="seq_len").value == 256
+    fresh.number_input(key="seq_len").set_value(512).run()
+    fresh.session_state["train_form_open"] = False
+    fresh.run()
+    assert not fresh.number_input
+    fresh.session_state["train_form_open"] = True
+    fresh.run()
+    assert fresh.number_input(key="seq_len").value == 512  # what was typed survives folding
+    fresh.session_state["train_form_open"] = False
     fresh.selectbox(key="run_pick").set_value(other).run()
     fresh.button(key=f"clone_{other}").click().run()
-    assert fresh.selectbox(key="method").value == "answer-only"
+    assert fresh.selectbox(key="method").value == "answer-only"  # clone unfolds the form it filled
     assert fresh.number_input(key="seq_len").value == 128
     assert fresh.number_input(key="epochs").value == 1.0
     assert not fresh.exception

@@ -5,12 +5,13 @@ training loss. The figures are built by mirror_core.evaluation.plots."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Callable
 
 import pandas as pd
 import streamlit as st
 
 from mirror_core.evaluation import compare, plots
-from mirror_core.ui import charts
+from mirror_core.ui import charts, lazy
 
 
 def experiments(conn: sqlite3.Connection) -> None:
@@ -27,12 +28,7 @@ def experiments(conn: sqlite3.Connection) -> None:
     st.caption("The table `python -m mirror_core experiment` writes (table.md): the same snapshot, student, steps "
                "and seed for every method; accuracy with its 95% bootstrap interval. Differences inside the "
                "intervals are no evidence that one method beats another.")
-    left, right = st.columns(2)
-    charts.chart(left, plots.accuracy_bars(view["plot_rows"]), "ev_exp_acc")
-    charts.chart(right, plots.reliability_figure(view["calibration"]), "ev_exp_rel")
-    charts.chart(left, plots.abstention_figure(view["calibration"]), "ev_exp_abst")
-    if any(view["losses"].values()):
-        charts.loss_panels(right, plots.loss_panels(view["losses"]), "ev_exp_loss")
+    _chart_tabs("ev_exp", plots.accuracy_bars(view["plot_rows"]), view["calibration"], lambda: view["losses"])
 
 
 def _choose(by_id: dict[int, dict]) -> list[int]:
@@ -53,20 +49,38 @@ def run_charts(conn: sqlite3.Connection, by_id: dict[int, dict]) -> None:
     if not chosen:
         return
     results = {plots.label(by_id[i]): res for i, res in compare.results_of(conn, chosen).items()}
-    left, right = st.columns(2)
-    charts.chart(left, plots.accuracy_bars([by_id[i] for i in chosen]), "fig_acc")
     trained = {plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] != plots.NOT_SELF_EVAL}
     untrained = [plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] == plots.NOT_SELF_EVAL]
-    calib = {k: v for k, v in results.items() if k in trained}
-    charts.chart(right, plots.reliability_figure(calib), "fig_rel")
-    if untrained:
-        right.caption(f"{', '.join(untrained)}: {plots.NOT_SELF_EVAL} (no verdict task in training), so no "
-                      "calibration is shown for it.")
-    charts.chart(left, plots.abstention_figure(calib), "fig_abst")
-    losses = {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
-              if by_id[i]["train_run"]}
-    if any(losses.values()):
-        log_y = right.checkbox("Log scale", key="ev_loss_log")
-        charts.loss_panels(right, plots.loss_panels(losses, log_y=log_y), "fig_loss")
-    else:
-        right.caption("The chosen runs' training logged no loss metrics.")
+    note = (f"{', '.join(untrained)}: {plots.NOT_SELF_EVAL} (no verdict task in training), so no calibration is "
+            "shown for it.") if untrained else ""
+    _chart_tabs("fig", plots.accuracy_bars([by_id[i] for i in chosen]),
+                {k: v for k, v in results.items() if k in trained},
+                lambda: {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
+                         if by_id[i]["train_run"]}, note)
+
+
+TABS = ["Accuracy and calibration", "Abstention", "Training loss"]
+
+
+def _chart_tabs(key: str, accuracy, calibration: dict[str, dict], losses: Callable[[], dict], note: str = "") -> None:
+    """Accuracy beside the reliability of self-evaluation, then abstention and the training loss, each in a
+    tab drawn only while selected (lazy.tabs): five charts at once cost a page load ≈ 1 s here. `losses` is
+    read only when its tab is open."""
+    first, abstention, loss = lazy.tabs(TABS, key=f"{key}_tab")
+    if first:
+        left, right = first.columns(2)
+        charts.chart(left, accuracy, f"{key}_acc")
+        charts.chart(right, plots.reliability_figure(calibration), f"{key}_rel")
+        if note:
+            right.caption(note)
+    if abstention:
+        charts.chart(abstention, plots.abstention_figure(calibration), f"{key}_abst")
+        if note:
+            abstention.caption(note)
+    if loss:
+        series = losses()
+        if any(series.values()):
+            log_y = loss.checkbox("Log scale", key=f"{key}_loss_log")
+            charts.loss_panels(loss, plots.loss_panels(series, log_y=log_y), f"{key}_loss")
+        else:
+            loss.caption("The chosen runs' training logged no loss metrics.")

@@ -19,6 +19,7 @@ from mirror_core.ui import progress, settings
 
 FORM = ["student", "method", "schedule", "lr", "max_steps", "epochs", "eval_every", "seq_len", "batch_tokens",
         "grad_accum", "patience", "packing", "lora", "gc", "compile"]
+FORM_PREFIXES = ("tasks_", "w_")  # the tasks and weights of each method
 
 
 @st.cache_resource
@@ -98,7 +99,7 @@ def new_run_form(conn: sqlite3.Connection, snaps: list[dict]) -> None:
             cfg = TrainConfig(student=student, method=method, tasks=tasks, weights=weights, schedule=schedule, **hyper)
             run_id = train_job.submit(conn, cfg, snapshot=snap, device=device)  # validates as the CLI does
             ss["run"] = ss["run_pick"] = run_id  # follow the new run
-            settings.remember(ss, "train", FORM + [k for k in ss if str(k).startswith(("tasks_", "w_"))])
+            settings.remember(ss, "train", FORM + [k for k in ss if str(k).startswith(FORM_PREFIXES)])
             st.success(f"Run {run_id} queued on {device}. It keeps running if you close this tab.")
         except MirrorError as exc:
             st.error(str(exc))

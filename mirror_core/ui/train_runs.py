@@ -86,4 +86,5 @@ def clone_button(conn: sqlite3.Connection, run_id: int) -> None:
     """Fill the New training run form with a run's settings (applied before the widgets on the rerun)."""
     if st.button("Clone this run", key=f"clone_{run_id}", help="Fill the New training run form with this run's settings"):
         st.session_state["_train_clone"] = settings.train_form(store.loads(jobs.get(conn, run_id)["config"]))
+        st.session_state["_train_clone"]["train_form_open"] = True  # show the form it filled
         st.rerun()
