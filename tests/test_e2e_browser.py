@@ -318,7 +318,10 @@ def _train_and_evaluate(page, base, conn):
     # once it has finished the page redraws by itself: its result joins the charts
     expect(page.get_by_text("Runs to plot")).to_be_visible(timeout=240_000)
     assert jobs.get(conn, eval_id)["status"] == "succeeded"
-    expect(_chart(page, "Per-task loss")).to_have_count(1)
+    expect(_chart(page, "Accuracy (95% bootstrap interval)")).to_be_visible()
+    expect(_chart(page, "Per-task loss")).to_have_count(0)  # its tab is drawn only once opened
+    page.get_by_role("tab", name="Training loss").click()
+    expect(_chart(page, "Per-task loss")).to_have_count(1, timeout=30_000)
 
 
 def _chart(page, title: str):

@@ -53,10 +53,19 @@ def test_estimate_launch_progress(home, conn):
 def test_template_edit_makes_a_new_version(home, conn):
     _dataset(conn)
     at = _app().run()
+    assert not [t for t in at.text_area if t.key.startswith("g_tpl_body_")]  # folded away: not drawn
+    at.session_state["g_tpl_open"] = True  # unfold it (a click in the browser)
+    at.run()
     at.selectbox(key="g_tpl").set_value("self-eval").run()
     body = prompts.get(conn, "self-eval").body
     area = [t for t in at.text_area if t.key.startswith("g_tpl_body_self-eval")][0]
     area.set_value(body + "\nBe brief.").run()
+    at.session_state["g_tpl_open"] = False  # fold and unfold: the unsaved edit is still there
+    at.run()
+    at.session_state["g_tpl_open"] = True
+    at.run()
+    area = [t for t in at.text_area if t.key.startswith("g_tpl_body_self-eval")][0]
+    assert area.value.endswith("Be brief.")
     at.button(key="g_tpl_save").click().run()
     assert not at.exception and not at.error
     assert prompts.get(conn, "self-eval").version == 2

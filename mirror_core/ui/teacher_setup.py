@@ -16,6 +16,7 @@ from mirror_core import prompts
 from mirror_core.errors import MirrorError
 from mirror_core.generation import pricing
 from mirror_core.teachers import keys
+from mirror_core.ui import lazy
 
 
 def api_keys() -> None:
@@ -34,8 +35,13 @@ def keys_env() -> dict[str, str]:
 
 
 def templates(conn: sqlite3.Connection) -> None:
-    """Pick a prompt template, edit its body, save it as a new version (new runs use it)."""
-    with st.expander("Prompt templates"):
+    """Pick a prompt template, edit its body, save it as a new version (new runs use it). Drawn only while
+    unfolded (ui.lazy); an unsaved edit survives folding."""
+    lazy.keep(st.session_state, ["g_tpl"], ("g_tpl_body_",))
+    box = lazy.expander("Prompt templates", key="g_tpl_open")
+    if box is None:
+        return
+    with box:
         tlist = prompts.list_templates(conn)
         name = st.selectbox("Template", [t["name"] for t in tlist], key="g_tpl",
                             format_func=lambda n: next(f"{t['name']} (v{t['version']}, {t['kind']})" for t in tlist
@@ -53,8 +59,12 @@ def templates(conn: sqlite3.Connection) -> None:
 
 
 def prices(conn: sqlite3.Connection) -> None:
-    """The price table and a row to set one model's input/output price."""
-    with st.expander("Prices (USD per million tokens)"):
+    """The price table and a row to set one model's input/output price, drawn only while unfolded."""
+    lazy.keep(st.session_state, ["g_price_provider", "g_price_model", "g_price_in", "g_price_out"])
+    box = lazy.expander("Prices (USD per million tokens)", key="g_prices_open")
+    if box is None:
+        return
+    with box:
         st.dataframe(pd.DataFrame(pricing.price_rows(conn)), hide_index=True, key="g_prices")
         c1, c2, c3, c4, c5 = st.columns([1, 2, 1, 1, 1])
         pp = c1.selectbox("Provider", ["anthropic", "openai"], key="g_price_provider")
