@@ -4,8 +4,10 @@ Builds a project home with 100k CoTs and 300k self-evaluations (mirror_core.revi
 two finished train runs with logged losses, one train run that is live (status running, a heartbeat,
 metrics, a worker process that sleeps), and two finished evaluations. Starts `streamlit run app.py`
 on 127.0.0.1, then for each page opens it from a fresh browser profile ("first visit": the frontend is
-downloaded and compiled), in a new tab of a browser that has seen the app ("new tab": a new Streamlit
-session, HTTP cache warm) and reloads that tab ("reload"), timing from navigation until the script run
+downloaded and compiled), in a new tab of a browser that has used the app before ("new tab": a new
+Streamlit session; the profile, on disk as a user's is, opened every page twice, so its HTTP cache and
+Chromium's compiled-code cache hold the frontend) and reloads that tab ("reload"), timing from navigation
+until the script run
 has finished and nothing is still drawing (the same test the browser tests use to say a page has settled).
 Then it clicks each page's sidebar link in one open tab ("navigate": the same session, how a user moves
 through the app). The goal is for the new tab, the reload and the navigation; the first visit is shown beside them.
@@ -13,7 +15,9 @@ through the app). The goal is for the new tab, the reload and the navigation; th
 
 Goal (issue 13, item 10): every page <= 1.5 s. Usage:
     .venv/bin/python bench/page_load_bench.py [--cots 100000] [--repeat 3] [--home DIR]
-`--home DIR` reuses (or builds once into) DIR, so before/after runs time the same store.
+`--home DIR` reuses (or builds once into) DIR, so before/after runs time the same store. `--incognito` keeps
+the warm profile in memory (no compiled-code cache), as this bench did before 2026-12-06 (it also warmed
+the profile with the home page only).
 """
 
 from __future__ import annotations
@@ -177,6 +181,8 @@ def _timed(page, action) -> float:
 
 
 KINDS = ("first visit", "new tab", "reload", "navigate")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
 NAVIGATED_JS = ("(before) => { const h = document.querySelector('h1');"
                 " return h && h.textContent !== before && (" + SETTLED_JS + ")(); }")
 
@@ -192,7 +198,7 @@ def _navigate(page, path: str) -> float:
     return time.perf_counter() - t
 
 
-def measure(base: str, repeat: int) -> dict[str, dict[str, list[float]]]:
+def measure(base: str, repeat: int, incognito: bool = False) -> dict[str, dict[str, list[float]]]:
     """Per page: "first visit" (a fresh browser profile: nothing cached, the frontend downloaded and compiled),
     "new tab" (another tab of a browser that has opened the app before: a new Streamlit session, the HTTP
     cache warm), "reload" (F5 in that tab: a new session again), "navigate" (its sidebar link clicked from the
@@ -201,20 +207,25 @@ def measure(base: str, repeat: int) -> dict[str, dict[str, list[float]]]:
 
     out: dict[str, dict[str, list[float]]] = {name: {k: [] for k in KINDS} for name, _, _ in PAGES}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             warm = browser.new_page()  # the server's first script run imports the app's modules: not a page load
             warm.goto(base)
             warm.wait_for_function(SETTLED_JS, timeout=120_000)
             warm.close()
             for _ in range(repeat):
-                profile = browser.new_context(viewport={"width": 1400, "height": 1000})
-                first = profile.new_page()  # the profile's cache is filled by one visit, as a user's would be
-                first.goto(base)
-                first.wait_for_function(SETTLED_JS, timeout=120_000)
-                first.close()
+                if incognito:  # the bench before 2026-12-06: an in-memory profile, so no V8 code cache on disk
+                    profile = browser.new_context(viewport={"width": 1400, "height": 1000})
+                else:  # a profile on disk, as a user's browser has: HTTP cache and compiled-code cache
+                    profile = p.chromium.launch_persistent_context(
+                        tempfile.mkdtemp(prefix="plbench-profile-"), executable_path=CHROMIUM, args=ARGS,
+                        viewport={"width": 1400, "height": 1000})
+                for _visit in range(2):  # a browser that has used the app: every page opened twice, so its
+                    for _name, path, _ in PAGES:  # caches hold the frontend and the chunks each page loads
+                        first = profile.new_page()
+                        first.goto(base + path)
+                        first.wait_for_function(SETTLED_JS, timeout=120_000)
+                        first.close()
                 for name, path, _ in PAGES:
                     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
                     page = ctx.new_page()
@@ -244,6 +255,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--home", help="build the store here once and reuse it (default: a temporary folder)")
     ap.add_argument("--root", help="the checkout whose app.py is served (default: this one)")
+    ap.add_argument("--incognito", action="store_true",
+                    help="new tab / reload / navigate in an in-memory profile (no compiled-code cache), as this "
+                         "bench did before 2026-12-06; by default a profile on disk, as a user's browser is")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tmp = None
@@ -258,14 +272,15 @@ def main() -> int:
     worker = start_live_worker(home, info["live_run"])
     app, base = start_app(home, Path(args.root).resolve() if args.root else ROOT)
     try:
-        times = measure(base, args.repeat)
+        times = measure(base, args.repeat, args.incognito)
     finally:
         stop(app)
         stop(worker)
         if tmp is not None:
             tmp.cleanup()
     worst = 0.0
-    print(f"page load in Chromium, median of {args.repeat} (goal <= 1.5 s); load average before/after: "
+    print(f"page load in Chromium ({'in-memory' if args.incognito else 'on-disk'} profile), median of "
+          f"{args.repeat} (goal <= 1.5 s); load average before/after: "
           f"{load[0]:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"    {'page':9} " + "  ".join(f"{k:>11}" for k in KINDS))
     for name, kinds in times.items():

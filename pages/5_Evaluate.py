@@ -6,7 +6,6 @@ import streamlit as st
 
 from mirror_core import jobs, store
 from mirror_core.ui.eval_charts import experiments, run_charts
-from mirror_core.ui.eval_diff import example_diff
 from mirror_core.ui.eval_runs import launch_form, running, runs_table
 from mirror_core.ui.experiment_form import experiment_form
 
@@ -32,11 +31,5 @@ if not done:
     st.info("Evaluations are still running.")
     st.stop()
 by_id = {r["eval_run"]: r for r in done}
-run_charts(conn, by_id)
-
-# ---------------------------------------------------------------- per-example diff
-st.subheader("Which questions changed")
-if len(by_id) < 2:
-    st.caption("Evaluate a second run to compare them question by question.")
-    st.stop()
-example_diff(conn, by_id)
+st.subheader("Compare runs")
+run_charts(conn, by_id)  # the charts and "which questions changed", each a tab

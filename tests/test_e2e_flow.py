@@ -176,11 +176,13 @@ def test_whole_flow_through_the_pages(app_server, home):
             for run in evals:
                 _wait_status(conn, run, {"succeeded"}, 120)
             # the page follows the background evaluations by itself: no reload
-            expect(page.get_by_text("From run (A)")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Runs to plot")).to_be_visible(timeout=30_000)
             _settled(page)
-            expect(page.get_by_text("both wrong", exact=True).first).to_be_visible()
             expect(page.get_by_text("Reliability of self-evaluation")).to_be_visible()
             _shot(page, OUT / "flow-5-evaluate.png")
+            page.get_by_role("tab", name="Which questions changed").click()  # drawn once its tab is opened
+            expect(page.get_by_text("From run (A)")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("both wrong", exact=True).first).to_be_visible()
 
             # 6. loops page renders its three loops
             _open(page, base + "/Loops", "Feedback loops")

@@ -61,8 +61,10 @@ def test_table_plots_and_diff_with_review_links(home, conn):
     at.session_state["fig_tab"] = "Training loss"
     at.run()
     assert titles() == [plots.LOSS_PANELS[0]]  # only run "mm" logged a loss, and only the total
-    at.session_state["fig_tab"] = "Accuracy and calibration"
+    assert not at.metric  # the question-by-question comparison waits in its own tab
+    at.session_state["fig_tab"] = "Which questions changed"
     at.run()
+    assert not at.get("vega_lite_chart")
     # A = e1 (answer-only), B = e2: examples 2 and 3 fixed, 4 broken
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"fixed": "2", "broken": "1", "both right": "1", "both wrong": "1"}

@@ -1,6 +1,7 @@
 """Evaluate's charts: the method comparison `python -m mirror_core experiment` wrote (its table and
 plots, read from the store), and the chosen runs side by side — accuracy, reliability, abstention and
-training loss. The figures are built by mirror_core.evaluation.plots."""
+training loss — with the question-by-question comparison of two runs, each in a tab drawn only while it is
+selected. The figures are built by mirror_core.evaluation.plots."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import streamlit as st
 
 from mirror_core.evaluation import compare, plots
 from mirror_core.ui import charts, lazy
+from mirror_core.ui.eval_diff import example_diff
 
 
 def experiments(conn: sqlite3.Connection) -> None:
@@ -44,29 +46,43 @@ def _choose(by_id: dict[int, dict]) -> list[int]:
 
 
 def run_charts(conn: sqlite3.Connection, by_id: dict[int, dict]) -> None:
-    """The chosen finished runs' charts; calibration only for students trained on verdicts."""
+    """The chosen finished runs' charts (calibration only for students trained on verdicts), and the
+    question-by-question comparison of two runs in a tab of its own."""
     chosen = _choose(by_id)
-    if not chosen:
-        return
     results = {plots.label(by_id[i]): res for i, res in compare.results_of(conn, chosen).items()}
     trained = {plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] != plots.NOT_SELF_EVAL}
     untrained = [plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] == plots.NOT_SELF_EVAL]
     note = (f"{', '.join(untrained)}: {plots.NOT_SELF_EVAL} (no verdict task in training), so no calibration is "
             "shown for it.") if untrained else ""
-    _chart_tabs("fig", plots.accuracy_bars([by_id[i] for i in chosen]),
-                {k: v for k, v in results.items() if k in trained},
-                lambda: {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
-                         if by_id[i]["train_run"]}, note)
+    tabs = lazy.tabs(TABS + [DIFF_TAB], key="fig_tab")
+    if chosen:
+        _chart_tabs("fig", plots.accuracy_bars([by_id[i] for i in chosen]),
+                    {k: v for k, v in results.items() if k in trained},
+                    lambda: {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
+                             if by_id[i]["train_run"]}, note, tabs=tabs[:len(TABS)])
+    else:
+        for tab in tabs[:len(TABS)]:
+            if tab:
+                tab.caption("Choose runs to plot above.")
+    if tabs[-1] is None:
+        return
+    with tabs[-1]:
+        if len(by_id) < 2:
+            st.caption("Evaluate a second run to compare them question by question.")
+        else:
+            example_diff(conn, by_id)
 
 
 TABS = ["Accuracy and calibration", "Abstention", "Training loss"]
+DIFF_TAB = "Which questions changed"
 
 
-def _chart_tabs(key: str, accuracy, calibration: dict[str, dict], losses: Callable[[], dict], note: str = "") -> None:
+def _chart_tabs(key: str, accuracy, calibration: dict[str, dict], losses: Callable[[], dict], note: str = "",
+                tabs: list | None = None) -> None:
     """Accuracy beside the reliability of self-evaluation, then abstention and the training loss, each in a
     tab drawn only while selected (lazy.tabs): five charts at once cost a page load ≈ 1 s here. `losses` is
-    read only when its tab is open."""
-    first, abstention, loss = lazy.tabs(TABS, key=f"{key}_tab")
+    read only when its tab is open. `tabs`: the three tabs, when the caller made them (with more tabs)."""
+    first, abstention, loss = tabs or lazy.tabs(TABS, key=f"{key}_tab")
     if first:
         left, right = first.columns(2)
         charts.chart(left, accuracy, f"{key}_acc")
