@@ -220,7 +220,9 @@ def test_import_generate_filter_edit_reload(app_server, home):
             stale = curation.stale_count(conn, row["id"])
             assert stale == 2  # K = 2 self-evaluations of this CoT
             expect(page.get_by_text(f"{stale} self-evaluations of its earlier text marked stale.")).to_be_visible()
-            expect(page.get_by_text("stale: written about an earlier text", exact=False).first).to_be_attached()
+            page.get_by_text(f"Critiques ({stale})").first.click()  # drawn once unfolded
+            expect(page.get_by_text("stale: written about an earlier text", exact=False).first).to_be_attached(
+                timeout=20_000)
             expect(page.get_by_role("button", name="Re-evaluate")).to_be_visible()
 
             # 5. reload: the filter comes back from the URL and the edit is there

@@ -70,6 +70,9 @@ def test_navigation_edit_history_and_revert(home, conn):
     assert any("saved" in s.value for s in at.success)
     assert "Count them again." in _text(at)
     # history shows the diff and reverts
+    assert not at.code  # folded away, the history is not drawn
+    at.session_state[f"hist_{rid}"] = True  # unfold it (a click in the browser)
+    at.run()
     assert any("+Count them again." in c.value for c in at.code)
     at.button(key=f"revert_{rid}_1").click().run()
     row = conn.execute("SELECT text, revision FROM rationales WHERE id = ?", (rid,)).fetchone()
@@ -106,6 +109,8 @@ def test_accept_and_bulk_reject_behind_a_confirmation(home, conn):
 
     at.selectbox(key="f_correct").set_value("no").run()
     n = queries.count(conn, ReviewFilter(correct="no"))["cots"]
+    at.session_state["bulk_open"] = True  # unfold the bulk action (a click in the browser)
+    at.run()
     at.selectbox(key="bulk_action").set_value("reject").run()
     at.text_input(key="bulk_reason").input("wrong final answer").run()
     at.button(key="bulk_review").click().run()
@@ -193,8 +198,13 @@ def test_edit_marks_self_evaluations_stale_and_names_the_card(home, conn):
         == n_evals
     assert conn.execute("SELECT v_correct + v_wrong + v_uncertain FROM rationales WHERE id = ?", (rid,)).fetchone()[0] == 0
     assert "stale:" in _text(at)
+    at.session_state[f"crit_{rid}"] = True  # unfold the critiques: each stale one is marked
+    at.run()
+    assert sum("stale: written about an earlier text" in m.value for m in at.markdown) == n_evals
     at.button(key=f"reeval_{rid}").click().run()  # seeded CoTs have no generate run: a sentence, not a crash
     assert any("cannot be re-evaluated" in e.value for e in at.error)
+    at.session_state[f"hist_{rid}"] = True  # unfold the history
+    at.run()
     at.button(key=f"revert_{rid}_1").click().run()  # back to the judged text: current again
     assert conn.execute("SELECT COUNT(*) FROM self_evals WHERE rationale_id = ? AND stale = 1", (rid,)).fetchone()[0] == 0
 

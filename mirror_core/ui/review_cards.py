@@ -15,6 +15,7 @@ import streamlit as st
 from mirror_core.errors import ConflictError, MirrorError
 from mirror_core.generation.reference import EVALUATOR as REFERENCE
 from mirror_core.review import curation
+from mirror_core.ui import lazy
 
 VERDICT_COLOR = {"correct": "green", "wrong": "red", "uncertain": "orange", None: "gray"}
 STATUS_BADGE = {"active": "", "accepted": ":green-badge[accepted]", "rejected": ":red-badge[rejected]",
@@ -102,7 +103,12 @@ def _keep_mine(rid: int, revision: int) -> None:
 
 
 def _critiques(cot) -> None:
-    with st.expander(f"Critiques ({len(cot['self_evals'])})"):
+    """Each self-evaluation's verdict, evaluator, confidence and critique, drawn only while unfolded: a
+    question's cards hold a dozen of them, and the verdict chips above already show every verdict."""
+    box = lazy.expander(f"Critiques ({len(cot['self_evals'])})", key=f"crit_{cot['id']}")
+    if box is None:
+        return
+    with box:
         for s in cot["self_evals"]:
             st.markdown(f"**{s['verdict'] or 'unparsed'}** · {evaluator_label(s['evaluator'])}"
                         + (f" · confidence {s['confidence']:.2f}" if s["confidence"] is not None else "")
@@ -137,7 +143,10 @@ def _history(db: sqlite3.Connection, cot) -> None:
     hist = curation.history(db, rid) if cot["revision"] else []
     if not hist:
         return
-    with st.expander(f"History ({len(hist)} edits)"):
+    box = lazy.expander(f"History ({len(hist)} edits)", key=f"hist_{rid}")
+    if box is None:
+        return
+    with box:
         for h in reversed(hist):
             st.markdown(f"**rev {h['revision']}** · {h['author']} · {h['created_at'][:19].replace('T', ' ')}")
             st.code(curation.diff(h["old_text"], h["new_text"], old_label=f"rev {h['revision'] - 1}",
@@ -175,8 +184,8 @@ def cot_card(db: sqlite3.Connection, i: int, cot: dict, selected: bool) -> None:
             st.markdown("Peer review: " + " · ".join(
                 f"{'★' * (r['score'] or 0)}{'☆' * (5 - (r['score'] or 0))} `{r['reviewer']}`"
                 for r in cot["reviews"]))
-            with st.expander("Review notes"):
-                for r in cot["reviews"]:
-                    st.markdown(f"`{r['reviewer']}` ({r['score']}/5): {r['text'] or ''}")
+            notes = lazy.expander("Review notes", key=f"notes_{rid}")
+            for r in cot["reviews"] if notes else []:
+                notes.markdown(f"`{r['reviewer']}` ({r['score']}/5): {r['text'] or ''}")
         _editor(db, i, cot)
         _history(db, cot)

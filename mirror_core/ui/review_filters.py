@@ -18,6 +18,7 @@ from mirror_core.data.queries import dataset_names
 from mirror_core.errors import MirrorError
 from mirror_core.review import curation, queries
 from mirror_core.review.filters import CHOICES, LABELS, ReviewFilter
+from mirror_core.ui import lazy
 
 VIEWS = ["Question", "Table", "Teacher quality", "Snapshots"]
 # widget key -> ReviewFilter field
@@ -184,7 +185,11 @@ def _bulk_confirm(db: sqlite3.Connection) -> None:
 def bulk_action(db: sqlite3.Connection, f: ReviewFilter, n_cots: int) -> None:
     """Accept/reject/flag/reset every CoT of the filter, after a confirmation that names the count."""
     ss = st.session_state
-    with st.expander(f"Bulk action on the {n_cots:,} CoTs of this filter"):
+    lazy.keep(ss, ["bulk_action", "bulk_reason"])  # drawn only while unfolded; what was typed survives folding
+    box = lazy.expander(f"Bulk action on the {n_cots:,} CoTs of this filter", key="bulk_open")
+    if box is None:
+        return
+    with box:
         b1, b2, b3 = st.columns([1, 2, 1])
         b1.selectbox("Action", list(curation.ACTIONS), key="bulk_action")
         b2.text_input("Reason", key="bulk_reason", placeholder="e.g. wrong final answer")
