@@ -1,8 +1,8 @@
 """Train's runs: the live table of every train run, the run picker, and the picked run followed live —
 progress, error, Stop / Resume, loss panels and the log tail — with Clone this run.
 
-Both panels are fragments that rerun every few seconds on their own, so following a run does not
-redraw the form above them.
+Both panels are fragments that rerun on their own (every few seconds while a run is active, rarely or not
+at all otherwise), so following a run does not redraw the form above them.
 """
 
 from __future__ import annotations
@@ -27,9 +27,28 @@ def loss_figure(_conn: sqlite3.Connection, url: str, run_id: int, log_y: bool, v
     return plots.loss_panels({f"run {run_id}": plots.loss_series(_conn, run_id)}, log_y=log_y)
 
 
-@st.fragment(run_every=3)
+# While a run is queued or running the table and the picked run refresh every few seconds; otherwise the
+# table only looks every IDLE_POLL_S for a run launched elsewhere (the CLI, another tab), and the picked
+# finished run not at all: each refresh is a script run, and an idle tab should cost nothing.
+ACTIVE_POLL_S = 3.0
+IDLE_POLL_S = 15.0
+
+
 def runs_table(conn: sqlite3.Connection) -> None:
+    """Every train run, refreshed in place (faster while one is active); the page reruns when one starts or
+    ends, so the picker, the buttons and the polling rate catch up."""
+    active = _any_active(conn)
+    st.fragment(run_every=ACTIVE_POLL_S if active else IDLE_POLL_S)(_runs_table)(conn, active)
+
+
+def _any_active(conn: sqlite3.Connection) -> bool:
+    return any(r["status"] in progress.ACTIVE for r in jobs.list_runs(conn, "train"))
+
+
+def _runs_table(conn: sqlite3.Connection, active: bool) -> None:
     rows = jobs.list_runs(conn, "train")
+    if any(r["status"] in progress.ACTIVE for r in rows) != active:
+        st.rerun()
     st.dataframe(pd.DataFrame([{"id": r["id"], "name": r["name"], "status": r["status"], "device": r["device"],
                                 "steps": f"{r['progress_done']}/{r['progress_total']}" if r["progress_total"] else "",
                                 "progress": r["progress_note"] or "",
@@ -63,11 +82,17 @@ def _stop_resume(conn: sqlite3.Connection, row, run_id: int) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=3)
 def live(conn: sqlite3.Connection, run_id: int) -> None:
     """One run: status line, progress bar (rate from the first observation this session made), controls,
-    loss panels once it logged a loss, and its log tail."""
+    loss panels once it logged a loss, and its log tail; followed every few seconds while it is active."""
+    active = jobs.get(conn, run_id)["status"] in progress.ACTIVE
+    st.fragment(run_every=ACTIVE_POLL_S if active else None)(_live)(conn, run_id, active)
+
+
+def _live(conn: sqlite3.Connection, run_id: int, active: bool) -> None:
     row = jobs.get(conn, run_id)
+    if (row["status"] in progress.ACTIVE) != active:
+        st.rerun()  # started or ended: the page redraws its buttons and the polling rate
     st.markdown(f"**Run {run_id}** · {row['status']} · {row['device']}")
     s = progress.run_status(row, first=st.session_state.setdefault("_train_first", {}).setdefault(
         run_id, (time.time(), row["progress_done"])))
