@@ -238,7 +238,8 @@ def smollm2_bf16(steps: int, force: bool) -> None:
         result[name] = sum(tps) / len(tps)
         print(f"[smollm2 bf16] {name}: {result[name]:,.0f} tokens/s (mean of {len(tps)} steps of 2,048 tokens after one warm-up step)")
     if "bf16" in result:
-        print(f"[smollm2 bf16] bf16 / fp32 = {result['bf16'] / result['fp32']:.2f}× (target ≥ 2.5×)")
+        print(f"[smollm2 bf16] bf16 / fp32 = {result['bf16'] / result['fp32']:.2f}× (target ≥ 2.5×); auto mode: "
+              f"{devices.bf16_autocast('cpu', None)[1]}")
     else:
         print("[smollm2 bf16] bf16 leg skipped: this CPU has no native bf16 (pass --force-bf16 to time it anyway)")
 

@@ -1,14 +1,20 @@
-"""Which devices run bf16 autocast natively: CUDA GPUs that say so, CPUs with AMX or AVX512-BF16.
+"""Which devices run bf16 autocast faster than fp32: CUDA GPUs that say so, and CPUs where it is measured.
 
-A CPU without those instructions (e.g. AMD EPYC Zen 3: AVX2 only) emulates bf16 matmuls, which are
-then far slower than fp32, so auto mode leaves bf16 off there.
+A CPU without bf16 instructions (e.g. AMD EPYC Zen 3: AVX2 only) emulates bf16 matmuls, far slower than
+fp32, so auto mode leaves bf16 off there. Having the instructions is not enough either: on a Xeon with
+avx512_bf16 but no AMX, this torch build ran a bf16 matmul at 0.51–0.59× fp32 and a SmolLM2 training step
+at 0.69× (2026-12-06, docs/BENCHMARKS.md), while AMX CPUs run it several times faster. So on a CPU with
+the flags, auto mode times one small matmul in both dtypes once per process and uses bf16 only where it
+is clearly faster.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+BF16_MIN_SPEEDUP = 1.2  # bf16 must beat fp32 by this much (the check's own noise is a few percent)
 
 
 def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
@@ -35,12 +41,37 @@ def bf16_autocast(device: str, requested: bool | None) -> tuple[bool, str]:
         if requested is None:
             return ok, f"{'on' if ok else 'off'} (cuda, bf16 {'supported' if ok else 'unsupported'})"
         return requested, f"{'on' if requested else 'off'} (cuda, set by flag)"
-    flags = cpu_bf16_flags()
     if requested is None:
-        if flags:
-            return True, f"on (cpu {'/'.join(f.replace('_bf16', '') if f == 'amx_bf16' else f for f in flags)})"
-        return False, "off (cpu has no amx_bf16/avx512_bf16: bf16 would be emulated and slower)"
+        flags = cpu_bf16_flags()
+        return cpu_auto(flags, cpu_bf16_speedup() if flags else None)
     return requested, f"{'on' if requested else 'off'} (cpu, set by flag)"
+
+
+def cpu_auto(flags: list[str], speedup: float | None) -> tuple[bool, str]:
+    """Auto mode on a CPU: (use bf16, reason), from its bf16 flags and the measured bf16/fp32 matmul speed."""
+    if not flags:
+        return False, "off (cpu has no amx_bf16/avx512_bf16: bf16 would be emulated and slower)"
+    name = "/".join(f.replace("_bf16", "") if f == "amx_bf16" else f for f in flags)
+    on = speedup is not None and speedup >= BF16_MIN_SPEEDUP
+    return on, f"{'on' if on else 'off'} (cpu {name}: bf16 matmul measured {speedup:.2f}× fp32)"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_speedup(n: int = 512, reps: int = 10) -> float:
+    """fp32 time / bf16 time of an n×n matmul on this CPU, after a warm-up (≈50 ms on these cores)."""
+    import time
+
+    import torch
+
+    seconds = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        seconds[dtype] = time.perf_counter() - t
+    return seconds[torch.float32] / seconds[torch.bfloat16]
 
 
 def autocast(device: str, enabled: bool):

@@ -28,6 +28,21 @@ def test_detection_reads_cpu_flags():
     assert on is True and note.startswith("on")
 
 
+def test_auto_mode_on_a_cpu_needs_the_flags_and_a_measured_speedup():
+    assert devices.cpu_auto([], None) == (False, "off (cpu has no amx_bf16/avx512_bf16: bf16 would be emulated "
+                                                  "and slower)")
+    # avx512_bf16 without AMX: measured 0.5× fp32 on the 2026-12-06 Xeon, so off
+    assert devices.cpu_auto(["avx512_bf16"], 0.53) == (False, "off (cpu avx512_bf16: bf16 matmul measured 0.53× fp32)")
+    assert devices.cpu_auto(["amx_bf16", "avx512_bf16"], 5.8) == (True, "on (cpu amx/avx512_bf16: bf16 matmul measured "
+                                                                        "5.80× fp32)")
+    assert devices.cpu_auto(["avx512_bf16"], 1.1)[0] is False  # within noise of fp32: not worth the rounding
+    speedup = devices.cpu_bf16_speedup()  # this machine, measured: a positive ratio, cached per process
+    assert speedup > 0 and devices.cpu_bf16_speedup() == speedup
+    on, note = devices.bf16_autocast("cpu", None)
+    assert on is (bool(devices.cpu_bf16_flags()) and speedup >= devices.BF16_MIN_SPEEDUP)
+    assert ("measured" in note) is bool(devices.cpu_bf16_flags())
+
+
 def _first_loss(items, tmp, bf16):
     rep = loop.QuietReporter(verbose=False)
     logs = []

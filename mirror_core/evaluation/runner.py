@@ -44,7 +44,8 @@ class EvalConfig:
                        "auto", choices=("auto", "cot", "answer"))
     dataset: str | int | None = option("dataset name or id (None: the dataset of the run's snapshot)", None)
     n_bins: int = option("bins of the reliability diagram and ECE", 10, lo=1)
-    bf16: bool | None = option("bf16 autocast for generation and self-evaluation; None: where native (device.py)",
+    bf16: bool | None = option("bf16 autocast for generation and self-evaluation; None: where measured faster than fp32 "
+                               "(device.py)",
                                None)
 
     def __post_init__(self) -> None:
