@@ -21,7 +21,9 @@ snaps = list_snapshots(conn)
 settings.restore(st.session_state, "train")  # a new tab starts from the last launch's settings
 st.session_state.update(st.session_state.pop("_train_clone", {}))
 lazy.keep(st.session_state, FORM + ["snapshot", "gpus"], FORM_PREFIXES)  # what was typed survives folding the form away
-form = lazy.expander("New training run", key="train_form_open", expanded=not jobs.list_runs(conn, "train"))
+# unfolded when there is no run yet; decided once per session, since a changed default would refold it
+first_open = st.session_state.setdefault("_train_form_first_open", not jobs.list_runs(conn, "train"))
+form = lazy.expander("New training run", key="train_form_open", expanded=first_open)
 if form and not snaps:
     form.info("No snapshot yet: freeze reviewed data into one on the Review page "
               "(or `python -m mirror_core snapshot create`).")

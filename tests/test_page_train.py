@@ -94,6 +94,8 @@ def test_settings_survive_a_new_tab_and_clone_fills_the_form(conn, home):
     at.number_input(key="seq_len").set_value(256)
     at.button(key="launch").click().run()
     assert not at.error, [e.value for e in at.error]
+    at.run()  # now a run exists, but this session's form stays unfolded for the next launch
+    assert at.text_input(key="student").value == "tiny"
     jobs.stop(conn, jobs.list_runs(conn, "train")[0]["id"], grace_s=0.5)
     other = jobs.submit(conn, "train", TrainConfig(student="tiny", method="answer-only", seq_len=128, epochs=1.0).to_dict(),
                         snapshot_id=sid, start=False)

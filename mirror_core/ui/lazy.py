@@ -24,7 +24,10 @@ def keep(state: Any, keys: Iterable[str] = (), prefixes: tuple[str, ...] = ()) -
 
 
 def expander(label: str, *, key: str, expanded: bool = False, where: Any = None):
-    """An expander whose content is drawn only while it is open: the container, or None when folded."""
+    """An expander whose content is drawn only while it is open: the container, or None when folded.
+
+    Its open state belongs to its label and `expanded` as well as its key: a run that changes either
+    starts it again (folded, or as `expanded` says)."""
     import streamlit as st
 
     box = (where or st).expander(label, expanded=expanded, key=key, on_change="rerun")
