@@ -52,7 +52,9 @@ def cpu_auto(flags: list[str], speedup: float | None) -> tuple[bool, str]:
     if not flags:
         return False, "off (cpu has no amx_bf16/avx512_bf16: bf16 would be emulated and slower)"
     name = "/".join(f.replace("_bf16", "") if f == "amx_bf16" else f for f in flags)
-    on = speedup is not None and speedup >= BF16_MIN_SPEEDUP
+    if speedup is None:
+        return False, f"off (cpu {name}: bf16 speed not measured)"
+    on = speedup >= BF16_MIN_SPEEDUP
     return on, f"{'on' if on else 'off'} (cpu {name}: bf16 matmul measured {speedup:.2f}× fp32)"
 
 

@@ -30,7 +30,7 @@ def experiments(conn: sqlite3.Connection) -> None:
     st.caption("The table `python -m mirror_core experiment` writes (table.md): the same snapshot, student, steps "
                "and seed for every method; accuracy with its 95% bootstrap interval. Differences inside the "
                "intervals are no evidence that one method beats another.")
-    _chart_tabs("ev_exp", plots.accuracy_bars(view["plot_rows"]), view["calibration"], lambda: view["losses"])
+    _chart_tabs("ev_exp", view["plot_rows"], view["calibration"], lambda: view["losses"])
 
 
 def _choose(by_id: dict[int, dict]) -> list[int]:
@@ -56,7 +56,7 @@ def run_charts(conn: sqlite3.Connection, by_id: dict[int, dict]) -> None:
             "shown for it.") if untrained else ""
     tabs = lazy.tabs(TABS + [DIFF_TAB], key="fig_tab")
     if chosen:
-        _chart_tabs("fig", plots.accuracy_bars([by_id[i] for i in chosen]),
+        _chart_tabs("fig", [by_id[i] for i in chosen],
                     {k: v for k, v in results.items() if k in trained},
                     lambda: {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
                              if by_id[i]["train_run"]}, note, tabs=tabs[:len(TABS)])
@@ -77,15 +77,16 @@ TABS = ["Accuracy and calibration", "Abstention", "Training loss"]
 DIFF_TAB = "Which questions changed"
 
 
-def _chart_tabs(key: str, accuracy, calibration: dict[str, dict], losses: Callable[[], dict], note: str = "",
+def _chart_tabs(key: str, rows: list[dict], calibration: dict[str, dict], losses: Callable[[], dict], note: str = "",
                 tabs: list | None = None) -> None:
-    """Accuracy beside the reliability of self-evaluation, then abstention and the training loss, each in a
-    tab drawn only while selected (lazy.tabs): five charts at once cost a page load ≈ 1 s here. `losses` is
-    read only when its tab is open. `tabs`: the three tabs, when the caller made them (with more tabs)."""
+    """Accuracy (of the runs-table `rows`) beside the reliability of self-evaluation, then abstention and the
+    training loss, each in a tab drawn only while selected (lazy.tabs): five charts at once cost a page load
+    ≈ 1 s here. `losses` is read only when its tab is open. `tabs`: the three tabs, when the caller made them
+    (with more tabs)."""
     first, abstention, loss = tabs or lazy.tabs(TABS, key=f"{key}_tab")
     if first:
         left, right = first.columns(2)
-        charts.chart(left, accuracy, f"{key}_acc")
+        charts.chart(left, plots.accuracy_bars(rows), f"{key}_acc")
         charts.chart(right, plots.reliability_figure(calibration), f"{key}_rel")
         if note:
             right.caption(note)

@@ -23,19 +23,19 @@ def keep(state: Any, keys: Iterable[str] = (), prefixes: tuple[str, ...] = ()) -
             state[k] = state[k]
 
 
-def expander(label: str, *, key: str, expanded: bool = False, where: Any = None):
+def expander(label: str, *, key: str, expanded: bool = False):
     """An expander whose content is drawn only while it is open: the container, or None when folded.
 
     Its open state belongs to its label and `expanded` as well as its key: a run that changes either
     starts it again (folded, or as `expanded` says)."""
     import streamlit as st
 
-    box = (where or st).expander(label, expanded=expanded, key=key, on_change="rerun")
+    box = st.expander(label, expanded=expanded, key=key, on_change="rerun")
     return box if box.open else None
 
 
-def tabs(labels: list[str], *, key: str, where: Any = None) -> list:
+def tabs(labels: list[str], *, key: str) -> list:
     """Tabs of which only the selected one is drawn: one container per label, None for each hidden tab."""
     import streamlit as st
 
-    return [t if t.open else None for t in (where or st).tabs(labels, key=key, on_change="rerun")]
+    return [t if t.open else None for t in st.tabs(labels, key=key, on_change="rerun")]

@@ -37,17 +37,17 @@ IDLE_POLL_S = 15.0
 def runs_table(conn: sqlite3.Connection) -> None:
     """Every train run, refreshed in place (faster while one is active); the page reruns when one starts or
     ends, so the picker, the buttons and the polling rate catch up."""
-    active = _any_active(conn)
+    active = _any_active(jobs.list_runs(conn, "train"))
     st.fragment(run_every=ACTIVE_POLL_S if active else IDLE_POLL_S)(_runs_table)(conn, active)
 
 
-def _any_active(conn: sqlite3.Connection) -> bool:
-    return any(r["status"] in progress.ACTIVE for r in jobs.list_runs(conn, "train"))
+def _any_active(rows: list) -> bool:
+    return any(r["status"] in progress.ACTIVE for r in rows)
 
 
 def _runs_table(conn: sqlite3.Connection, active: bool) -> None:
     rows = jobs.list_runs(conn, "train")
-    if any(r["status"] in progress.ACTIVE for r in rows) != active:
+    if _any_active(rows) != active:
         st.rerun()
     st.dataframe(pd.DataFrame([{"id": r["id"], "name": r["name"], "status": r["status"], "device": r["device"],
                                 "steps": f"{r['progress_done']}/{r['progress_total']}" if r["progress_total"] else "",
