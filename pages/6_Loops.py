@@ -77,7 +77,8 @@ def show_run(loop: str, run: dict) -> None:
     if loop == "elad":
         pts = view.elad_curve(run["result"])
         if pts:
-            charts.chart(st, view.curve_figure(pts), f"elad_{rid}_curve")
+            charts.chart(st, view.curve_figure(pts), f"elad_{rid}_curve",
+                         live=charts.interactive(st, key=f"elad_{rid}_interactive"))
         sel = view.elad_selection(conn, rid)
         if sel:
             st.caption("Uncertainty of each explained question (score = (1−λ)·entropy/log V + λ·disagreement)")

@@ -309,6 +309,12 @@ def _train_and_evaluate(page, base, conn):
     # total and per-task loss on separate panels, each its own chart named by its title (item 8)
     expect(_chart(page, "Weighted total (Σ α · task loss)")).to_be_visible(timeout=30_000)
     expect(_chart(page, "Per-task loss")).to_be_visible()
+    # "Interactive charts" draws the same panels with Vega (tooltips, zoom)
+    page.get_by_text("Interactive charts").first.click()
+    expect(_live_chart(page, "Per-task loss")).to_be_visible(timeout=30_000)
+    expect(_chart(page, "Per-task loss")).to_have_count(0)
+    page.get_by_text("Interactive charts").first.click()  # back to static drawings for the rest of the walk
+    expect(_chart(page, "Per-task loss")).to_be_visible(timeout=30_000)
 
     _open(page, base + "/Evaluate", "Evaluate")
     _number(page, "Examples (0 = all)", 2)
@@ -327,7 +333,12 @@ def _train_and_evaluate(page, base, conn):
 
 
 def _chart(page, title: str):
-    """The Vega-Lite chart whose accessible name is `title` (ui.charts names each chart by its title)."""
+    """The static chart (an SVG image) whose accessible name is `title` (ui.charts names each by its title)."""
+    return page.locator(f'[data-testid="stImageContainer"] img[alt="{title}"]')
+
+
+def _live_chart(page, title: str):
+    """The interactive (Vega-Lite) chart whose accessible name is `title`."""
     return page.locator(f'[data-testid="stVegaLiteChart"][aria-label="{title}"]')
 
 

@@ -137,7 +137,7 @@ def test_whole_flow_through_the_pages(app_server, home):
             expect(page.get_by_text(f"Run {run_a} ·", exact=False)).to_be_visible()
             # total and per-task losses each in its own chart, named by its panel title
             for panel in ("Per-task loss", "Weighted total (Σ α · task loss)"):
-                expect(page.locator(f'[data-testid="stVegaLiteChart"][aria-label="{panel}"]')).to_be_visible(
+                expect(page.locator(f'[data-testid="stImageContainer"] img[alt="{panel}"]')).to_be_visible(
                     timeout=60_000)
             _shot(page, OUT / "flow-4-train.png")
             # closing the browser context does not stop the job: a new context sees it
@@ -178,7 +178,7 @@ def test_whole_flow_through_the_pages(app_server, home):
             # the page follows the background evaluations by itself: no reload
             expect(page.get_by_text("Runs to plot")).to_be_visible(timeout=30_000)
             _settled(page)
-            expect(page.get_by_text("Reliability of self-evaluation")).to_be_visible()
+            expect(page.get_by_role("img", name="Reliability of self-evaluation", exact=False)).to_be_visible()
             _shot(page, OUT / "flow-5-evaluate.png")
             page.get_by_role("tab", name="Which questions changed").click()  # drawn once its tab is opened
             expect(page.get_by_text("From run (A)")).to_be_visible(timeout=30_000)

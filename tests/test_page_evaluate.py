@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from chart_helpers import live_charts, static_charts
 from eval_helpers import make_dataset, make_train_run, one_thread  # noqa: F401 (autouse fixture)
 from streamlit.testing.v1 import AppTest
 
@@ -53,7 +54,7 @@ def test_table_plots_and_diff_with_review_links(home, conn):
     assert list(table["method"]) == ["Mind's Mirror", "answer-only"]
     assert list(table["accuracy"]) == [0.6, 0.4]
     # the two default-chosen runs: accuracy beside reliability; abstention and loss wait in their tabs
-    titles = lambda: [json.loads(c.proto.spec).get("title") for c in at.get("vega_lite_chart")]  # noqa: E731
+    titles = lambda: list(static_charts(at))  # noqa: E731  (static drawings, named by their titles)
     assert titles() == ["Accuracy (95% bootstrap interval)", "Reliability of self-evaluation (dashed: perfect calibration)"]
     at.session_state["fig_tab"] = "Abstention"  # a click on the tab
     at.run()
@@ -61,10 +62,19 @@ def test_table_plots_and_diff_with_review_links(home, conn):
     at.session_state["fig_tab"] = "Training loss"
     at.run()
     assert titles() == [plots.LOSS_PANELS[0]]  # only run "mm" logged a loss, and only the total
+    assert not live_charts(at)
+    at.toggle(key="fig_interactive").set_value(True).run()  # the same charts, interactive
+    assert [json.loads(c.proto.spec).get("title") for c in live_charts(at)] == [plots.LOSS_PANELS[0]]
+    assert not titles()
+    at.session_state["fig_tab"] = "Abstention"  # the choice holds for the other tabs (and pages) too
+    at.run()
+    assert [c.proto.alt for c in live_charts(at)] == ["Abstaining on low self-confidence"]
+    at.toggle(key="fig_interactive").set_value(False).run()
+    assert titles() == ["Abstaining on low self-confidence"] and not live_charts(at)
     assert not at.metric  # the question-by-question comparison waits in its own tab
     at.session_state["fig_tab"] = "Which questions changed"
     at.run()
-    assert not at.get("vega_lite_chart")
+    assert not live_charts(at) and not titles()
     # A = e1 (answer-only), B = e2: examples 2 and 3 fixed, 4 broken
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"fixed": "2", "broken": "1", "both right": "1", "both wrong": "1"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chart_helpers import static_charts
 from streamlit.testing.v1 import AppTest
 
 from mirror_core import jobs, store
@@ -61,7 +62,7 @@ def test_train_loss_figure_is_built_once_per_metrics_version(conn, home, monkeyp
     conn.execute("INSERT INTO metrics VALUES (?, 3, 'loss/answer', 0.5, ?)", (rid, store.now()))
     at = _session("4_Train.py")
     assert len(built) == 2 and built[-1][f"run {rid}"]["loss/answer"][-1] == (3, 0.5)
-    assert len(at.get("vega_lite_chart")) == 1
+    assert len(static_charts(at)) == 1
 
 
 def test_runs_table_prices_each_snapshot_once(conn, home, monkeypatch):

@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from mirror_core import jobs, store
 from mirror_core.training.config import TrainConfig
+from chart_helpers import live_charts, static_charts
 from training_fixtures import make_snapshot
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "4_Train.py")
@@ -45,7 +46,10 @@ def test_runs_show_curves_log_and_stop(conn, home):
     assert list(at.dataframe[0].value["id"]) == [queued, done]
     at.selectbox(key="run_pick").set_value(done).run()
     assert any("dev loss 1.2345" in html.unescape(h.value) for h in at.html)  # the log block
-    assert len(at.get("vega_lite_chart")) == 1
+    drawn = static_charts(at)  # opens on static drawings; the toggle brings the interactive chart
+    assert list(drawn) == ["Per-task loss"] and "<svg" in drawn["Per-task loss"] and not live_charts(at)
+    at.toggle(key="loss_interactive").set_value(True).run()
+    assert len(live_charts(at)) == 1 and not static_charts(at)
     at.selectbox(key="run_pick").set_value(queued).run()
     at.button(key=f"stop_{queued}").click().run()
     assert jobs.get(conn, queued)["status"] == "cancelled"

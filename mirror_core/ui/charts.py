@@ -1,26 +1,71 @@
-"""Drawing the evaluation.plots charts on a page: full width, each named for screen readers (and the browser
-tests) by its title. Vega-Lite (st.altair_chart) rather than plotly: plotly.js is a 4.7 MB bundle whose
-parse and first draw cost ≈ 3 s of every page load with a chart on this machine, Vega ≈ 0.5 s
-(bench/page_load_bench.py)."""
+"""Drawing the evaluation.plots charts on a page, each named for screen readers (and the browser tests) by
+its title: a static drawing by default, the interactive Vega-Lite chart (tooltips, zoom, pan) at a toggle.
+
+Static first, because of page loads (issue 13: every page <= 1.5 s). The browser compiles and runs Vega
+for any chart, however few its points: ≈ 0.35–0.45 s of every new tab that opens on one here, which kept
+Train and Evaluate above the goal; an SVG image costs next to nothing (bench/page_load_bench.py). The
+drawing is the same Vega-Lite spec rendered to SVG on the server by vl-convert (Vega itself, embedded),
+so both looks are one chart: same scales, colours, dashes and titles. Vega-Lite rather than plotly:
+plotly.js is a 4.7 MB bundle whose parse and first draw cost ≈ 3 s of every page load with a chart here.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from mirror_core.evaluation import plots
 
+# Drawing widths (px) of a static chart; the image then stretches to its container, as the Vega one does.
+FULL = 960
+HALF = 460
+PREFERENCE = "_charts_interactive"  # the session's choice, shared by every chart section on every page
 
-def chart(container: Any, figure: Any, key: str) -> None:
-    container.altair_chart(figure, width="stretch", key=key, alt=plots.title_of(figure) or None)
+
+def interactive(container: Any, key: str) -> bool:
+    """The "Interactive charts" toggle of a chart section. The choice holds for the whole session (every
+    section and page), so whoever wants tooltips turns it on once."""
+    import streamlit as st
+
+    ss = st.session_state
+    ss[key] = ss.get(PREFERENCE, False)  # before the widget: follow a change made in another section
+
+    def remember() -> None:
+        ss[PREFERENCE] = ss[key]
+
+    return container.toggle("Interactive charts", key=key, on_change=remember,
+                            help="Tooltips, zoom and pan. Off: the same charts as static drawings, which open "
+                                 "the page faster (≈ 0.4 s of each load here). Holds for every page this session.")
 
 
-def loss_panels(container: Any, panels: list, key: str) -> None:
+@functools.lru_cache(maxsize=128)
+def svg(spec: str) -> str:
+    """The SVG drawing of a Vega-Lite spec (JSON). Cached by the spec, data included, so a chart that did not
+    change is not drawn again: a conversion holds the GIL for ≈ 0.1 s, the first in a process ≈ 0.6 s."""
+    import vl_convert
+
+    return vl_convert.vegalite_to_svg(spec)
+
+
+def chart(container: Any, figure: Any, key: str, *, live: bool = False, width: int = FULL) -> None:
+    """One chart: Vega-Lite when `live` (interactive), else its static drawing `width` px wide."""
+    title = plots.title_of(figure) or None
+    if live:
+        container.altair_chart(figure, width="stretch", key=key, alt=title)
+    else:
+        # validate=False: the spec is our code's, checked by the tests (and on the interactive path); validating
+        # it again costs as much as drawing it
+        container.image(svg(figure.properties(width=width).to_json(validate=False)), width="stretch", alt=title)
+
+
+def loss_panels(container: Any, panels: list, key: str, *, live: bool = False) -> None:
     """The total and per-task loss panels, one chart each, then what the total means."""
     for k, panel in enumerate(panels):
-        chart(container, panel, f"{key}_{k}")
+        chart(container, panel, f"{key}_{k}", live=live)
     if panels:
-        container.caption("Solid: train · dashed: dev. Drag to pan, scroll to zoom the step axis; double-click "
-                          "resets. The total is Σ α · task loss over the tasks present in each step's batches, so "
-                          "it dips when a batch holds fewer tasks; a two-stage schedule changes the tasks between "
-                          f"stages. A line of more than {plots.MAX_LINE_POINTS} logged steps is drawn as means of "
-                          "consecutive steps (its tooltip says how many).")
+        how = ("Drag to pan, scroll to zoom the step axis; double-click resets. " if live else "")
+        container.caption(f"Solid: train · dashed: dev. {how}The total is Σ α · task loss over the tasks present "
+                          "in each step's batches, so it dips when a batch holds fewer tasks; a two-stage schedule "
+                          f"changes the tasks between stages. A line of more than {plots.MAX_LINE_POINTS} logged "
+                          "steps is drawn as means of consecutive steps (with Interactive charts on, its tooltip "
+                          "says how many).")

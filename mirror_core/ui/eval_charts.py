@@ -30,7 +30,8 @@ def experiments(conn: sqlite3.Connection) -> None:
     st.caption("The table `python -m mirror_core experiment` writes (table.md): the same snapshot, student, steps "
                "and seed for every method; accuracy with its 95% bootstrap interval. Differences inside the "
                "intervals are no evidence that one method beats another.")
-    _chart_tabs("ev_exp", view["plot_rows"], view["calibration"], lambda: view["losses"])
+    _chart_tabs("ev_exp", view["plot_rows"], view["calibration"], lambda: view["losses"],
+                live=charts.interactive(st, key="ev_exp_interactive"))
 
 
 def _choose(by_id: dict[int, dict]) -> list[int]:
@@ -49,6 +50,7 @@ def run_charts(conn: sqlite3.Connection, by_id: dict[int, dict]) -> None:
     """The chosen finished runs' charts (calibration only for students trained on verdicts), and the
     question-by-question comparison of two runs in a tab of its own."""
     chosen = _choose(by_id)
+    live = charts.interactive(st, key="fig_interactive")
     results = {plots.label(by_id[i]): res for i, res in compare.results_of(conn, chosen).items()}
     trained = {plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] != plots.NOT_SELF_EVAL}
     untrained = [plots.label(by_id[i]) for i in chosen if by_id[i]["ece"] == plots.NOT_SELF_EVAL]
@@ -59,7 +61,7 @@ def run_charts(conn: sqlite3.Connection, by_id: dict[int, dict]) -> None:
         _chart_tabs("fig", [by_id[i] for i in chosen],
                     {k: v for k, v in results.items() if k in trained},
                     lambda: {plots.label(by_id[i]): plots.loss_series(conn, by_id[i]["train_run"]) for i in chosen
-                             if by_id[i]["train_run"]}, note, tabs=tabs[:len(TABS)])
+                             if by_id[i]["train_run"]}, note, tabs=tabs[:len(TABS)], live=live)
     else:
         for tab in tabs[:len(TABS)]:
             if tab:
@@ -78,26 +80,26 @@ DIFF_TAB = "Which questions changed"
 
 
 def _chart_tabs(key: str, rows: list[dict], calibration: dict[str, dict], losses: Callable[[], dict], note: str = "",
-                tabs: list | None = None) -> None:
+                tabs: list | None = None, live: bool = False) -> None:
     """Accuracy (of the runs-table `rows`) beside the reliability of self-evaluation, then abstention and the
     training loss, each in a tab drawn only while selected (lazy.tabs): five charts at once cost a page load
     ≈ 1 s here. `losses` is read only when its tab is open. `tabs`: the three tabs, when the caller made them
-    (with more tabs)."""
+    (with more tabs). `live`: interactive charts rather than static drawings (charts.interactive)."""
     first, abstention, loss = tabs or lazy.tabs(TABS, key=f"{key}_tab")
     if first:
         left, right = first.columns(2)
-        charts.chart(left, plots.accuracy_bars(rows), f"{key}_acc")
-        charts.chart(right, plots.reliability_figure(calibration), f"{key}_rel")
+        charts.chart(left, plots.accuracy_bars(rows), f"{key}_acc", live=live, width=charts.HALF)
+        charts.chart(right, plots.reliability_figure(calibration), f"{key}_rel", live=live, width=charts.HALF)
         if note:
             right.caption(note)
     if abstention:
-        charts.chart(abstention, plots.abstention_figure(calibration), f"{key}_abst")
+        charts.chart(abstention, plots.abstention_figure(calibration), f"{key}_abst", live=live)
         if note:
             abstention.caption(note)
     if loss:
         series = losses()
         if any(series.values()):
             log_y = loss.checkbox("Log scale", key=f"{key}_loss_log")
-            charts.loss_panels(loss, plots.loss_panels(series, log_y=log_y), f"{key}_loss")
+            charts.loss_panels(loss, plots.loss_panels(series, log_y=log_y), f"{key}_loss", live=live)
         else:
             loss.caption("The chosen runs' training logged no loss metrics.")

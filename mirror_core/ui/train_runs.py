@@ -102,8 +102,10 @@ def _live(conn: sqlite3.Connection, run_id: int, active: bool) -> None:
     _stop_resume(conn, row, run_id)
     version = plots.loss_version(conn, run_id)
     if version[0]:
-        log_y = st.checkbox("Log scale", key="loss_log")
-        charts.loss_panels(st, loss_figure(conn, config.database_url(), run_id, log_y, version), f"curves_{run_id}")
+        c1, c2, _ = st.columns([1, 2, 3])
+        log_y = c1.checkbox("Log scale", key="loss_log")
+        charts.loss_panels(st, loss_figure(conn, config.database_url(), run_id, log_y, version), f"curves_{run_id}",
+                           live=charts.interactive(c2, key="loss_interactive"))
     progress.log_block(st, jobs.log_tail(row["log_path"], 30))
 
 
