@@ -132,8 +132,26 @@ def create_snapshot(conn: sqlite3.Connection, name: str, policy: str, dataset: s
             (name, policy, dataset_id, digest, size, store.dumps(meta), store.now())).lastrowid
         conn.execute("INSERT INTO snapshot_items (snapshot_id, example_id, rationale_id, revision, split,"
                      " question, answer, cot, self_evals) SELECT ?, * FROM (" + select + ")", [sid] + params)
+        conn.execute("INSERT INTO snapshot_costs (snapshot_id, teacher_cost_usd) VALUES (?, ?)",
+                     (sid, _teacher_cost(conn, sid)))
     return {"id": sid, "name": name, "policy": policy, "size": size, "hash": digest, "dataset": dataset,
             "teachers": list(teachers) if teachers else None}
+
+
+def _teacher_cost(conn: sqlite3.Connection, snapshot_id: int) -> float:
+    """US$ spent on the teacher calls behind a snapshot's CoTs and their self-evaluations (each call once)."""
+    return float(conn.execute(
+        "SELECT COALESCE(SUM(cost_usd), 0) FROM teacher_calls WHERE id IN ("
+        " SELECT r.call_id FROM rationales r JOIN snapshot_items s ON s.rationale_id = r.id WHERE s.snapshot_id = ?"
+        " UNION SELECT se.call_id FROM self_evals se JOIN snapshot_items s ON s.rationale_id = se.rationale_id"
+        " WHERE s.snapshot_id = ?)", (snapshot_id, snapshot_id)).fetchone()[0])
+
+
+def teacher_cost(conn: sqlite3.Connection, snapshot_id: int) -> float:
+    """US$ spent on the teacher calls behind a snapshot's CoTs and their self-evaluations, as summed when it
+    was frozen (table snapshot_costs, migration m010): reading it costs nothing, summing it scans the snapshot."""
+    row = conn.execute("SELECT teacher_cost_usd FROM snapshot_costs WHERE snapshot_id = ?", (snapshot_id,)).fetchone()
+    return float(row[0]) if row is not None else _teacher_cost(conn, snapshot_id)
 
 
 def get_snapshot(conn: sqlite3.Connection, name_or_id: str | int) -> dict:

@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from mirror_core import store
+from mirror_core import snapshots, store
 from mirror_core.errors import EvaluationError
 from mirror_core.evaluation.runner import run_timing
 
@@ -33,12 +33,7 @@ def teacher_cost(conn: sqlite3.Connection, snapshot_id: int | None) -> float:
     """US$ spent on the teacher calls behind a snapshot's rationales and their self-evaluations."""
     if snapshot_id is None:
         return 0.0
-    row = conn.execute(
-        "SELECT COALESCE(SUM(cost_usd), 0) FROM teacher_calls WHERE id IN ("
-        " SELECT r.call_id FROM rationales r JOIN snapshot_items s ON s.rationale_id = r.id WHERE s.snapshot_id = ?"
-        " UNION SELECT se.call_id FROM self_evals se JOIN snapshot_items s ON s.rationale_id = se.rationale_id"
-        " WHERE s.snapshot_id = ?)", (snapshot_id, snapshot_id)).fetchone()
-    return float(row[0])
+    return snapshots.teacher_cost(conn, snapshot_id)
 
 
 def _train_run_of(conn, eval_row) -> sqlite3.Row | None:
