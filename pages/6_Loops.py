@@ -77,7 +77,7 @@ def show_run(loop: str, run: dict) -> None:
     if loop == "elad":
         pts = view.elad_curve(run["result"])
         if pts:
-            charts.chart(st, view.curve_figure(pts), f"elad_{rid}_curve",
+            charts.build(st, view.curve_figure, pts, key=f"elad_{rid}_curve",
                          live=charts.interactive(st, key=f"elad_{rid}_interactive"))
         sel = view.elad_selection(conn, rid)
         if sel:

@@ -121,3 +121,29 @@ def test_a_launched_eval_shows_progress_then_joins_the_chart_selection(home, con
     at.run()
     assert at.multiselect(key="ev_chosen").value == [e1, new]
     assert not at.get("progress")
+
+
+def test_unchanged_charts_are_drawn_once_for_every_session(home, conn, monkeypatch):
+    """A new tab is a new session: the accuracy chart is built (Altair) and drawn (Vega) once while its data
+    stays the same, and again when an evaluation joins it."""
+    from mirror_core.ui import charts
+
+    charts._drawings.clear()
+    did = make_dataset(conn)
+    t1 = make_train_run(conn, home, did, tasks=("answer",), name="base", checkpoint=False)
+    t2 = make_train_run(conn, home, did, name="mm", checkpoint=False)
+    _eval_run(conn, t1, [1, 0, 0, 1, 0], [0.9, 0.8, 0.3, 0.6, 0.2])
+    built = []
+    real = plots.accuracy_bars
+    monkeypatch.setattr(plots, "accuracy_bars", lambda rows: built.append(len(rows)) or real(rows))
+    first = _app().run()
+    second = _app().run()
+    assert not first.exception and not second.exception
+    assert built == [1]
+    assert static_charts(second)["Accuracy (95% bootstrap interval)"] == static_charts(first)[
+        "Accuracy (95% bootstrap interval)"]
+    _eval_run(conn, t2, [1, 1, 1, 0, 0], [0.9, 0.7, 0.8, 0.4, 0.1])
+    third = _app().run()
+    assert built == [1, 2]
+    assert static_charts(third)["Accuracy (95% bootstrap interval)"] != static_charts(first)[
+        "Accuracy (95% bootstrap interval)"]

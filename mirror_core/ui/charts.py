@@ -12,7 +12,9 @@ plotly.js is a 4.7 MB bundle whose parse and first draw cost ≈ 3 s of every pa
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
+
+import streamlit as st
 
 from mirror_core.evaluation import plots
 
@@ -25,8 +27,6 @@ PREFERENCE = "_charts_interactive"  # the session's choice, shared by every char
 def interactive(container: Any, key: str) -> bool:
     """The "Interactive charts" toggle of a chart section. The choice holds for the whole session (every
     section and page), so whoever wants tooltips turns it on once."""
-    import streamlit as st
-
     ss = st.session_state
     ss[key] = ss.get(PREFERENCE, False)  # before the widget: follow a change made in another section
 
@@ -58,14 +58,41 @@ def chart(container: Any, figure: Any, key: str, *, live: bool = False, width: i
         container.image(svg(figure.properties(width=width).to_json(validate=False)), width="stretch", alt=title)
 
 
+def build(container: Any, make: Callable[..., Any], *args: Any, key: str, live: bool = False,
+          width: int = FULL) -> None:
+    """The chart, or list of charts, that `make(*args)` returns, drawn as `chart` draws them. The static
+    drawings are cached by `make` and its arguments, so a chart whose data did not change costs neither
+    Altair nor Vega: building the figures was ≈ 70% of Evaluate's script run (py-spy on the app server)."""
+    if live:
+        figures = make(*args)
+        for k, figure in enumerate(figures if isinstance(figures, list) else [figures]):
+            chart(container, figure, f"{key}_{k}", live=True, width=width)
+        return
+    for title, drawing in _drawings(f"{make.__module__}.{make.__qualname__}", make, args, width):
+        container.image(drawing, width="stretch", alt=title or None)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _drawings(name: str, _make: Callable[..., Any], args: tuple, width: int) -> list[tuple[str, str]]:
+    """(title, SVG) of each chart `_make(*args)` returns; keyed by its name, arguments and width."""
+    figures = _make(*args)
+    return [(plots.title_of(f), svg(f.properties(width=width).to_json(validate=False)))
+            for f in (figures if isinstance(figures, list) else [figures])]
+
+
 def loss_panels(container: Any, panels: list, key: str, *, live: bool = False) -> None:
     """The total and per-task loss panels, one chart each, then what the total means."""
     for k, panel in enumerate(panels):
         chart(container, panel, f"{key}_{k}", live=live)
     if panels:
-        how = ("Drag to pan, scroll to zoom the step axis; double-click resets. " if live else "")
-        container.caption(f"Solid: train · dashed: dev. {how}The total is Σ α · task loss over the tasks present "
-                          "in each step's batches, so it dips when a batch holds fewer tasks; a two-stage schedule "
-                          f"changes the tasks between stages. A line of more than {plots.MAX_LINE_POINTS} logged "
-                          "steps is drawn as means of consecutive steps (with Interactive charts on, its tooltip "
-                          "says how many).")
+        loss_caption(container, live)
+
+
+def loss_caption(container: Any, live: bool) -> None:
+    """What the loss panels show: line styles, what the total sums, thinned lines."""
+    how = ("Drag to pan, scroll to zoom the step axis; double-click resets. " if live else "")
+    container.caption(f"Solid: train · dashed: dev. {how}The total is Σ α · task loss over the tasks present "
+                      "in each step's batches, so it dips when a batch holds fewer tasks; a two-stage schedule "
+                      f"changes the tasks between stages. A line of more than {plots.MAX_LINE_POINTS} logged "
+                      "steps is drawn as means of consecutive steps (with Interactive charts on, its tooltip "
+                      "says how many).")

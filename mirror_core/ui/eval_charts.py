@@ -86,20 +86,24 @@ def _chart_tabs(key: str, rows: list[dict], calibration: dict[str, dict], losses
     ≈ 1 s here. `losses` is read only when its tab is open. `tabs`: the three tabs, when the caller made them
     (with more tabs). `live`: interactive charts rather than static drawings (charts.interactive)."""
     first, abstention, loss = tabs or lazy.tabs(TABS, key=f"{key}_tab")
+    # what the figures read, and no more: it is the key of their cached drawings (charts.build)
+    calibration = {name: {k: res.get(k) for k in ("ece", "reliability", "abstention")}
+                   for name, res in calibration.items()}
     if first:
         left, right = first.columns(2)
-        charts.chart(left, plots.accuracy_bars(rows), f"{key}_acc", live=live, width=charts.HALF)
-        charts.chart(right, plots.reliability_figure(calibration), f"{key}_rel", live=live, width=charts.HALF)
+        charts.build(left, plots.accuracy_bars, rows, key=f"{key}_acc", live=live, width=charts.HALF)
+        charts.build(right, plots.reliability_figure, calibration, key=f"{key}_rel", live=live, width=charts.HALF)
         if note:
             right.caption(note)
     if abstention:
-        charts.chart(abstention, plots.abstention_figure(calibration), f"{key}_abst", live=live)
+        charts.build(abstention, plots.abstention_figure, calibration, key=f"{key}_abst", live=live)
         if note:
             abstention.caption(note)
     if loss:
         series = losses()
         if any(series.values()):
             log_y = loss.checkbox("Log scale", key=f"{key}_loss_log")
-            charts.loss_panels(loss, plots.loss_panels(series, log_y=log_y), f"{key}_loss", live=live)
+            charts.build(loss, plots.loss_panels, series, log_y, key=f"{key}_loss", live=live)
+            charts.loss_caption(loss, live)
         else:
             loss.caption("The chosen runs' training logged no loss metrics.")
