@@ -128,7 +128,7 @@ def test_unchanged_charts_are_drawn_once_for_every_session(home, conn, monkeypat
     stays the same, and again when an evaluation joins it."""
     from mirror_core.ui import charts
 
-    charts._drawings.clear()
+    charts.DRAWINGS.clear()
     did = make_dataset(conn)
     t1 = make_train_run(conn, home, did, tasks=("answer",), name="base", checkpoint=False)
     t2 = make_train_run(conn, home, did, name="mm", checkpoint=False)

@@ -12,6 +12,10 @@ plotly.js is a 4.7 MB bundle whose parse and first draw cost ≈ 3 s of every pa
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from typing import Any, Callable
 
 import streamlit as st
@@ -68,16 +72,39 @@ def build(container: Any, make: Callable[..., Any], *args: Any, key: str, live: 
         for k, figure in enumerate(figures if isinstance(figures, list) else [figures]):
             chart(container, figure, f"{key}_{k}", live=True, width=width)
         return
-    for title, drawing in _drawings(f"{make.__module__}.{make.__qualname__}", make, args, width):
+    for title, drawing in _drawings(make, args, width):
         container.image(drawing, width="stretch", alt=title or None)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def _drawings(name: str, _make: Callable[..., Any], args: tuple, width: int) -> list[tuple[str, str]]:
-    """(title, SVG) of each chart `_make(*args)` returns; keyed by its name, arguments and width."""
-    figures = _make(*args)
-    return [(plots.title_of(f), svg(f.properties(width=width).to_json(validate=False)))
-            for f in (figures if isinstance(figures, list) else [figures])]
+# (title, SVG) of each chart, by a digest of what drew it; shared by every session, the oldest dropped first.
+# Not st.cache_data: its hasher walks every float of the arguments in Python (≈ 30 ms of each Evaluate load
+# for the abstention curves), where json.dumps does it in C.
+DRAWINGS: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
+MAX_DRAWINGS = 256
+_lock = threading.Lock()
+
+
+def _drawings(make: Callable[..., Any], args: tuple, width: int) -> list[tuple[str, str]]:
+    """(title, SVG) of each chart `make(*args)` returns; keyed by its name, arguments and width."""
+    try:
+        key = hashlib.sha256(json.dumps([make.__module__, make.__qualname__, width, args], sort_keys=True,
+                                        default=repr).encode()).hexdigest()
+    except TypeError:  # keys that do not sort (mixed types): drawn every time rather than cached wrongly
+        key = None
+    with _lock:
+        if key in DRAWINGS:
+            DRAWINGS.move_to_end(key)
+            return DRAWINGS[key]
+    figures = make(*args)
+    drawn = [(plots.title_of(f), svg(f.properties(width=width).to_json(validate=False)))
+             for f in (figures if isinstance(figures, list) else [figures])]
+    if key is None:
+        return drawn
+    with _lock:
+        DRAWINGS[key] = drawn
+        while len(DRAWINGS) > MAX_DRAWINGS:
+            DRAWINGS.popitem(last=False)
+    return drawn
 
 
 def loss_panels(container: Any, panels: list, key: str, *, live: bool = False) -> None:
