@@ -63,10 +63,13 @@ def chart(container: Any, figure: Any, key: str, *, live: bool = False, width: i
 
 
 def build(container: Any, make: Callable[..., Any], *args: Any, key: str, live: bool = False,
-          width: int = FULL) -> None:
+          width: int = FULL, conn: Any = None) -> None:
     """The chart, or list of charts, that `make(*args)` returns, drawn as `chart` draws them. The static
     drawings are cached by `make` and its arguments, so a chart whose data did not change costs neither
-    Altair nor Vega: building the figures was ≈ 70% of Evaluate's script run (py-spy on the app server)."""
+    Altair nor Vega: building the figures was ≈ 70% of Evaluate's script run (py-spy on the app server).
+    `conn`, when given, is passed to `make` first and is not part of the key: the arguments say what is drawn."""
+    if conn is not None:
+        make = functools.wraps(make)(functools.partial(make, conn))
     if live:
         figures = make(*args)
         for k, figure in enumerate(figures if isinstance(figures, list) else [figures]):
@@ -105,14 +108,6 @@ def _drawings(make: Callable[..., Any], args: tuple, width: int) -> list[tuple[s
         while len(DRAWINGS) > MAX_DRAWINGS:
             DRAWINGS.popitem(last=False)
     return drawn
-
-
-def loss_panels(container: Any, panels: list, key: str, *, live: bool = False) -> None:
-    """The total and per-task loss panels, one chart each, then what the total means."""
-    for k, panel in enumerate(panels):
-        chart(container, panel, f"{key}_{k}", live=live)
-    if panels:
-        loss_caption(container, live)
 
 
 def loss_caption(container: Any, live: bool) -> None:

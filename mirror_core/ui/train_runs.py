@@ -104,8 +104,10 @@ def _live(conn: sqlite3.Connection, run_id: int, active: bool) -> None:
     if version[0]:
         c1, c2, _ = st.columns([1, 2, 3])
         log_y = c1.checkbox("Log scale", key="loss_log")
-        charts.loss_panels(st, loss_figure(conn, config.database_url(), run_id, log_y, version), f"curves_{run_id}",
-                           live=charts.interactive(c2, key="loss_interactive"))
+        live = charts.interactive(c2, key="loss_interactive")
+        charts.build(st, loss_figure, config.database_url(), run_id, log_y, version, conn=conn, key=f"curves_{run_id}",
+                     live=live)
+        charts.loss_caption(st, live)
     progress.log_block(st, jobs.log_tail(row["log_path"], 30))
 
 
