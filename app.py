@@ -7,6 +7,7 @@ import streamlit as st
 
 from mirror_core import config, overview, store
 from mirror_core.errors import MirrorError
+from mirror_core.ui import charts
 
 st.set_page_config(page_title="Mind's Mirror Studio", page_icon="🪞", layout="wide")
 ROOT = Path(__file__).parent
@@ -78,4 +79,5 @@ ICONS = {"Data": "table_view", "Generate": "auto_awesome", "Review": "rate_revie
          "Evaluate": "analytics", "Loops": "autorenew"}
 pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 pages += [st.Page(path, title=title, icon=f":material/{ICONS[title]}:") for path, title in PAGE_TITLES.items()]
+charts.warm_up()  # once per process: the first chart then draws without starting Vega
 st.navigation(pages).run()

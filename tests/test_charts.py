@@ -35,3 +35,10 @@ def test_an_unchanged_chart_is_not_drawn_again():
     assert charts.svg(spec) == charts.svg(_panels()[0].properties(width=300).to_json(validate=False))
     after = charts.svg.cache_info()
     assert after.hits == before.hits + 2 and after.misses == before.misses
+
+
+def test_vega_is_started_once_per_process_in_the_background():
+    started = charts.warm_up(0.0)
+    assert charts.warm_up(0.0) is started  # every script run of app.py calls it; one thread per process
+    started.join(60)
+    assert not started.is_alive()

@@ -111,6 +111,9 @@ def test_a_launched_eval_shows_progress_then_joins_the_chart_selection(home, con
     make_train_run(conn, home, did)
     at = _app().run()
     assert at.multiselect(key="ev_chosen").value == [e1]
+    assert not at.number_input  # evaluations exist: the launch form is folded, as Train's is
+    at.session_state["ev_form_open"] = True  # unfold it (a click in the browser)
+    at.run()
     at.number_input(key="ev_limit").set_value(2)
     at.button(key="ev_go").click().run()
     new = conn.execute("SELECT MAX(id) FROM runs WHERE kind = 'eval'").fetchone()[0]

@@ -74,13 +74,17 @@ def test_evaluate_settings_survive_a_new_tab_and_clone_fills_the_form(home, conn
     jobs.stop(conn, queued, grace_s=0.5)  # the job itself is not what this test is about
 
     fresh = AppTest.from_file("../pages/5_Evaluate.py", default_timeout=60).run()
+    fresh.session_state["ev_form_open"] = True  # an evaluation exists now: unfold it (a click in the browser)
+    fresh.run()
     assert fresh.selectbox(key="ev_train").value == t1
     assert fresh.selectbox(key="ev_split").value == "dev" and fresh.number_input(key="ev_samples").value == 3
 
     # an eval run made elsewhere (CLI, experiment) with other settings: clone puts them in the form
     other = jobs.submit(conn, "eval", {"train_run": t2, "split": "test", "limit": 2, "samples": 5},
                         name="eval of run t2", start=False)
+    fresh.session_state["ev_form_open"] = False  # folded again: Clone this run unfolds what it filled
     fresh.run()
+    assert not fresh.number_input
     fresh.selectbox(key="ev_clone_pick").set_value(other)
     fresh.button(key="ev_clone").click().run()
     assert not fresh.exception

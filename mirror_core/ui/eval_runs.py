@@ -16,7 +16,7 @@ from mirror_core.errors import MirrorError
 from mirror_core.evaluation import compare, plots
 from mirror_core.evaluation import job as eval_job
 from mirror_core.evaluation.metrics import CALIBRATION, metric
-from mirror_core.ui import progress, settings
+from mirror_core.ui import lazy, progress, settings
 
 FORM = ["ev_train", "ev_split", "ev_limit", "ev_samples"]
 COLUMNS = ["eval_run", "status", "method", "student", "snapshot", "split", "n", "accuracy", "accuracy_lo",
@@ -25,13 +25,25 @@ COLUMNS = ["eval_run", "status", "method", "student", "snapshot", "split", "n", 
 
 
 def launch_form(conn: sqlite3.Connection) -> None:
-    """Evaluate a trained student: train run, split, how many examples and sampled CoTs; queue it."""
+    """Evaluate a trained student: train run, split, how many examples and sampled CoTs; queue it. Folded
+    (and not drawn: lazy.expander) once evaluations exist, as Train's form is; unfolded when there is none yet,
+    decided once per session so that launching the first one does not fold it away."""
     ss = st.session_state
-    st.subheader("Evaluate a trained student")
     ready = compare.train_runs_ready(conn)
     settings.restore(ss, "evaluate")  # a new tab starts from the last launch's settings
     ss.update(ss.pop("_ev_clone", {}))  # "Clone this run" below, applied before the widgets
     settings.keep_valid(ss, "ev_train", [r["id"] for r in ready])  # a train run deleted since
+    lazy.keep(ss, FORM)  # what was typed survives folding the form away
+    first_open = ss.setdefault("_ev_form_first_open", not jobs.list_runs(conn, "eval"))
+    box = lazy.expander("Evaluate a trained student", key="ev_form_open", expanded=first_open)
+    if box is None:
+        return
+    with box:
+        _launch_fields(conn, ready)
+
+
+def _launch_fields(conn: sqlite3.Connection, ready: list) -> None:
+    ss = st.session_state
     if not ready:
         st.info("No finished train run yet. Train a student first; its evaluation starts here.")
         return
@@ -95,5 +107,6 @@ def runs_table(conn: sqlite3.Connection) -> list[dict]:
                          label_visibility="collapsed", format_func=lambda i: f"eval run {i}")
     if c2.button("Clone this run", key="ev_clone", help="Fill Evaluate a trained student with this run's settings"):
         st.session_state["_ev_clone"] = settings.eval_form(store.loads(jobs.get(conn, clone)["config"]) or {})
+        st.session_state["_ev_clone"]["ev_form_open"] = True  # show the form it filled
         st.rerun()
     return table
