@@ -42,7 +42,7 @@ def interactive(container: Any, key: str) -> bool:
                                  "the page faster (≈ 0.4 s of each load here). Holds for every page this session.")
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def warm_up(delay_s: float = 2.0) -> threading.Thread:
     """Start Vega in vl-convert once per process, in the background, a little after the app starts: the first
     drawing otherwise takes ≈ 0.6 s more (holding the GIL), paid by whoever opens the first chart."""
@@ -59,38 +59,28 @@ def warm_up(delay_s: float = 2.0) -> threading.Thread:
     return thread
 
 
-@functools.lru_cache(maxsize=128)
-def svg(spec: str) -> str:
-    """The SVG drawing of a Vega-Lite spec (JSON). Cached by the spec, data included, so a chart that did not
-    change is not drawn again: a conversion holds the GIL for ≈ 0.1 s, the first in a process ≈ 0.6 s."""
+def svg(figure: Any, width: int) -> str:
+    """The SVG drawing of an Altair chart, `width` px wide. A conversion holds the GIL for ≈ 0.1 s (the first in
+    a process ≈ 0.6 s), hence the cache in `build`. validate=False: the spec is our code's, checked by the tests
+    and on the interactive path; validating it again costs as much as drawing it."""
     import vl_convert
 
-    return vl_convert.vegalite_to_svg(spec)
-
-
-def chart(container: Any, figure: Any, key: str, *, live: bool = False, width: int = FULL) -> None:
-    """One chart: Vega-Lite when `live` (interactive), else its static drawing `width` px wide."""
-    title = plots.title_of(figure) or None
-    if live:
-        container.altair_chart(figure, width="stretch", key=key, alt=title)
-    else:
-        # validate=False: the spec is our code's, checked by the tests (and on the interactive path); validating
-        # it again costs as much as drawing it
-        container.image(svg(figure.properties(width=width).to_json(validate=False)), width="stretch", alt=title)
+    return vl_convert.vegalite_to_svg(figure.properties(width=width).to_json(validate=False))
 
 
 def build(container: Any, make: Callable[..., Any], *args: Any, key: str, live: bool = False,
           width: int = FULL, conn: Any = None) -> None:
-    """The chart, or list of charts, that `make(*args)` returns, drawn as `chart` draws them. The static
-    drawings are cached by `make` and its arguments, so a chart whose data did not change costs neither
-    Altair nor Vega: building the figures was ≈ 70% of Evaluate's script run (py-spy on the app server).
+    """The chart, or list of charts, that `make(*args)` returns: interactive Vega-Lite when `live`, else their
+    static drawings `width` px wide, stretched to the container. The drawings are cached by `make` and its
+    arguments, so a chart whose data did not change costs neither Altair nor Vega: building the figures was
+    ≈ 70% of Evaluate's script run (py-spy on the app server).
     `conn`, when given, is passed to `make` first and is not part of the key: the arguments say what is drawn."""
     if conn is not None:
         make = functools.wraps(make)(functools.partial(make, conn))
     if live:
         figures = make(*args)
         for k, figure in enumerate(figures if isinstance(figures, list) else [figures]):
-            chart(container, figure, f"{key}_{k}", live=True, width=width)
+            container.altair_chart(figure, width="stretch", key=f"{key}_{k}", alt=plots.title_of(figure) or None)
         return
     for title, drawing in _drawings(make, args, width):
         container.image(drawing, width="stretch", alt=title or None)
@@ -116,8 +106,7 @@ def _drawings(make: Callable[..., Any], args: tuple, width: int) -> list[tuple[s
             DRAWINGS.move_to_end(key)
             return DRAWINGS[key]
     figures = make(*args)
-    drawn = [(plots.title_of(f), svg(f.properties(width=width).to_json(validate=False)))
-             for f in (figures if isinstance(figures, list) else [figures])]
+    drawn = [(plots.title_of(f), svg(f, width)) for f in (figures if isinstance(figures, list) else [figures])]
     if key is None:
         return drawn
     with _lock:
