@@ -30,7 +30,8 @@ def method_name(tasks: list[str] | None) -> str:
 
 
 def teacher_cost(conn: sqlite3.Connection, snapshot_id: int | None) -> float:
-    """US$ spent on the teacher calls behind a snapshot's rationales and their self-evaluations."""
+    """US$ spent on the teacher calls behind a snapshot's rationales and their self-evaluations, as summed
+    when it was frozen (snapshots.teacher_cost); 0 for a run with no snapshot."""
     if snapshot_id is None:
         return 0.0
     return snapshots.teacher_cost(conn, snapshot_id)

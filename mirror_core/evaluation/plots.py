@@ -220,7 +220,8 @@ NOT_SELF_EVAL = "not trained to self-evaluate"
 
 
 def png_engine() -> str | None:
-    """'matplotlib', or None when it is not installed (the app's Vega-Lite charts need a browser to render)."""
+    """'matplotlib', or None when it is not installed. The export draws one PNG of all panels with matplotlib;
+    the app's own charts are drawn by vl-convert (mirror_core.ui.charts), a separate path."""
     return "matplotlib" if importlib.util.find_spec("matplotlib") is not None else None
 
 

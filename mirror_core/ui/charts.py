@@ -39,7 +39,7 @@ def interactive(container: Any, key: str) -> bool:
 
     return container.toggle("Interactive charts", key=key, on_change=remember,
                             help="Tooltips, zoom and pan. Off: the same charts as static drawings, which open "
-                                 "the page faster (≈ 0.4 s of each load here). Holds for every page this session.")
+                                 "the page faster (≈ 0.2–0.4 s of a load here). Holds for every page this session.")
 
 
 @functools.cache
